@@ -1,0 +1,51 @@
+"""Alembic environment: the database URL comes from the service's own settings."""
+
+from __future__ import annotations
+
+import logging
+
+from alembic import context
+from sqlalchemy import create_engine, pool
+
+from app.config import load_settings_or_exit
+from app.db import Base
+from app.exports import models as _export_models  # noqa: F401 - registers tables on Base
+from app.idempotency import IdempotencyKey as _idempotency  # noqa: F401
+from app.logging import configure_logging
+from app.outbox import OutboxMessage as _outbox  # noqa: F401
+from app.users import models as _users_models  # noqa: F401
+
+config = context.config
+
+
+def _database_url() -> str:
+    url = config.attributes.get("database_url")
+    if url:
+        # Called from code (dev stack, tests), which has already set up logging.
+        return str(url)
+    settings = load_settings_or_exit()
+    configure_logging(settings.log_level)
+    logging.getLogger("alembic").setLevel(logging.INFO)  # "Running upgrade ..." lines
+    if settings.database_url is None:
+        raise SystemExit("config error: DATABASE_URL: is required to run migrations")
+    return settings.database_url.get_secret_value()
+
+
+def run_migrations() -> None:
+    # NullPool: a migration is one short session; nothing to keep open afterwards.
+    engine = create_engine(_database_url(), poolclass=pool.NullPool, hide_parameters=True)
+    with engine.connect() as connection:
+        context.configure(
+            connection=connection,
+            target_metadata=Base.metadata,
+            transaction_per_migration=True,
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+    engine.dispose()
+
+
+if context.is_offline_mode():
+    raise SystemExit("offline (--sql) migrations are not supported: run against a database")
+run_migrations()

@@ -1,0 +1,95 @@
+"""The SQLAlchemy engine (one pool per process) and the session of each request."""
+
+from __future__ import annotations
+
+import os
+import weakref
+from typing import cast
+
+from flask import Flask, current_app, g
+from sqlalchemy import Engine, MetaData, create_engine
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from app.config import Settings
+
+
+class Base(DeclarativeBase):
+    """Declarative base of every table the service owns."""
+
+    # Named constraints: migrations and error handling can refer to them by name.
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+def create_db_engine(settings: Settings) -> Engine:
+    """A pooled psycopg 3 engine, bounded everywhere it could wait, safe across fork."""
+    assert settings.database_url is not None, "DATABASE_URL is resolved before the engine"
+    engine = create_engine(
+        settings.database_url.get_secret_value(),
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout,
+        pool_recycle=settings.db_pool_recycle,
+        pool_pre_ping=settings.db_pool_pre_ping,
+        # Parameters can hold personal data; errors and logs show the SQL only.
+        hide_parameters=True,
+        connect_args={
+            "connect_timeout": settings.db_connect_timeout,
+            "application_name": settings.service_name,
+            "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
+        },
+    )
+    _forget_pool_after_fork(engine)
+    return engine
+
+
+def _forget_pool_after_fork(engine: Engine) -> None:
+    # A pooled connection must never be shared by two processes (SQLAlchemy's "Using
+    # Connection Pools with Multiprocessing or os.fork()"). If the engine exists before a
+    # fork (Gunicorn preload_app, a forking RQ work horse) the child drops the inherited
+    # connections without closing them (close=False leaves the parent's sockets intact).
+    ref = weakref.ref(engine)
+
+    def forget() -> None:
+        inherited = ref()
+        if inherited is not None:
+            inherited.dispose(close=False)
+
+    os.register_at_fork(after_in_child=forget)
+
+
+class Database:
+    """Flask extension: the process's engine and one session per request."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.sessionmaker = sessionmaker(engine, expire_on_commit=False)
+
+    def init_app(self, app: Flask) -> None:
+        app.extensions["db"] = self
+        app.teardown_appcontext(self._close_request_session)
+
+    @property
+    def session(self) -> Session:
+        """The current request's session, opened on first use."""
+        if "db_session" not in g:
+            g.db_session = self.sessionmaker()
+        return cast(Session, g.db_session)
+
+    def _close_request_session(self, _error: BaseException | None) -> None:
+        # close() rolls back whatever the request did not commit and returns the connection.
+        session = g.pop("db_session", None)
+        if session is not None:
+            session.close()
+
+
+def request_session() -> Session:
+    """The session of the request being served."""
+    return cast(Database, current_app.extensions["db"]).session

@@ -1,0 +1,1 @@
+"""Users export: asynchronous CSV export with progress, stored in PostgreSQL chunks."""

@@ -1,0 +1,1 @@
+"""Kubernetes probes: liveness, readiness and startup."""

@@ -1,0 +1,160 @@
+"""Idempotency-Key for POST: a retried request gets the original response, once.
+
+The key is recorded in the same transaction as the work it guards (a `before_commit`
+hook on the request's session), so a key exists exactly when its effect does. The
+response is stored right after; a retry with the same key and body replays it (status,
+body, Location), the same key with another body is a 422, and a retry that arrives
+while the first is still running gets a 409 with Retry-After.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from flask import Response, current_app, request
+from sqlalchemy import DateTime, Integer, LargeBinary, String, delete, event, func, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Mapped, Session, mapped_column
+from werkzeug.exceptions import BadRequest
+
+from app.db import Base, request_session
+from app.errors import problem
+
+HEADER = "Idempotency-Key"
+_WELL_FORMED = re.compile(r"[\x21-\x7e]{1,255}")
+
+
+class IdempotencyKey(Base):
+    __tablename__ = "idempotency_keys"
+
+    scope: Mapped[str] = mapped_column(String(100), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int | None] = mapped_column(Integer)
+    body: Mapped[bytes | None] = mapped_column(LargeBinary)
+    location: Mapped[str | None] = mapped_column(String(500))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
+    """Make a POST view replay its first response for a repeated Idempotency-Key."""
+
+    @functools.wraps(view)
+    def wrapper(*args: object, **kwargs: object) -> Response:
+        key = request.headers.get(HEADER)
+        if key is None:
+            return view(*args, **kwargs)
+        if not _WELL_FORMED.fullmatch(key):
+            raise BadRequest(f"{HEADER} must be 1-255 printable ASCII characters.")
+        scope = f"{request.method} {request.path}"
+        fingerprint = hashlib.sha256(request.get_data()).hexdigest()
+        session = request_session()
+        earlier = _find(session, scope, key)
+        if earlier is not None:
+            return _replay(earlier, fingerprint)
+        _record_key_on_commit(session, scope, key, fingerprint)
+        try:
+            response = view(*args, **kwargs)
+        except IntegrityError:
+            # Another request with this key committed first.
+            session.rollback()
+            earlier = _find(session, scope, key)
+            if earlier is None:
+                raise
+            return _replay(earlier, fingerprint)
+        _store_response(session, scope, key, response)
+        return response
+
+    return wrapper
+
+
+def _ttl() -> timedelta:
+    return timedelta(seconds=current_app.extensions["settings"].idempotency_key_ttl_seconds)
+
+
+def _find(session: Session, scope: str, key: str) -> IdempotencyKey | None:
+    record = session.get(IdempotencyKey, (scope, key), populate_existing=True)
+    if record is None or record.expires_at <= datetime.now(UTC):
+        return None
+    return record
+
+
+def _record_key_on_commit(session: Session, scope: str, key: str, fingerprint: str) -> None:
+    expires_at = datetime.now(UTC) + _ttl()
+
+    def record(session: Session) -> None:
+        statement = insert(IdempotencyKey).values(
+            scope=scope, key=key, fingerprint=fingerprint, expires_at=expires_at
+        )
+        # An expired key may be reused; a live one (another request's) aborts this
+        # transaction, so the work is not done twice.
+        inserted = session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["scope", "key"],
+                set_={
+                    "fingerprint": fingerprint,
+                    "status": None,
+                    "body": None,
+                    "location": None,
+                    "created_at": func.now(),
+                    "expires_at": expires_at,
+                },
+                where=IdempotencyKey.expires_at <= func.now(),
+            ).returning(IdempotencyKey.key)
+        ).first()
+        if inserted is None:
+            raise IntegrityError("idempotency key in use", None, Exception(key))
+
+    event.listen(session, "before_commit", record, once=True)
+
+
+def _store_response(session: Session, scope: str, key: str, response: Response) -> None:
+    if response.status_code >= 500:
+        return
+    session.execute(
+        update(IdempotencyKey)
+        .where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
+        .values(
+            status=response.status_code,
+            body=response.get_data(),
+            location=response.headers.get("Location"),
+        )
+    )
+    session.commit()
+
+
+def _replay(record: IdempotencyKey, fingerprint: str) -> Response:
+    if record.fingerprint != fingerprint:
+        return problem(
+            422,
+            "Idempotency-Key reused",
+            "This Idempotency-Key was used with a different request body.",
+            type_="/problems/idempotency-key-reused",
+        )
+    if record.status is None:
+        return problem(
+            409,
+            "Request in progress",
+            "A request with this Idempotency-Key is still being processed. Retry shortly.",
+            type_="/problems/idempotency-key-in-progress",
+            headers={"Retry-After": "1"},
+        )
+    response = Response(record.body, status=record.status, mimetype="application/json")
+    if record.location:
+        response.headers["Location"] = record.location
+    response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def delete_expired_keys(session: Session) -> int:
+    with session.begin():
+        result = session.execute(
+            delete(IdempotencyKey).where(IdempotencyKey.expires_at <= func.now())
+        )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -1,0 +1,94 @@
+"""Prometheus metrics recorded inside a web worker.
+
+Gunicorn runs several worker processes, so prometheus_client runs in multiprocess mode
+(PROMETHEUS_MULTIPROC_DIR, set by gunicorn.conf.py before anything imports it): each
+worker writes its values to files that the master merges at scrape time
+(app/metrics_exposition.py). Request metrics are labelled by the URL rule
+(`/api/v1/users/<uuid:user_id>`), never the raw path, so cardinality is bounded by the
+number of routes. They are three metric objects updated in one pair of request hooks:
+prometheus-flask-exporter's default counter carries no route label, and one set of
+hooks is cheaper than its generic per-metric machinery.
+"""
+
+from __future__ import annotations
+
+import time
+
+from flask import Flask, Response, g, request
+from prometheus_client import Counter, Gauge, Histogram
+from sqlalchemy import Engine, event
+
+# The seed's buckets, in seconds.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+UNMATCHED = "<unmatched>"
+# Probes are polled constantly and say nothing about the traffic; they would dominate.
+UNMEASURED_ROUTES = frozenset({"/healthz", "/readyz", "/startupz"})
+
+HTTP_REQUESTS = Counter(
+    "http_requests_total", "HTTP requests served.", ["method", "route", "status"]
+)
+HTTP_DURATION = Histogram(
+    "http_request_duration_seconds",
+    "Time to serve an HTTP request.",
+    ["method", "route"],
+    buckets=LATENCY_BUCKETS,
+)
+HTTP_IN_FLIGHT = Gauge(
+    "http_requests_in_flight", "Requests being served now.", multiprocess_mode="livesum"
+)
+APP_INFO = Gauge(
+    "app_info",
+    "Version and git revision of the running code.",
+    ["version", "revision"],
+    multiprocess_mode="max",
+)
+DB_POOL_IN_USE = Gauge(
+    "db_pool_connections_in_use", "Pooled connections checked out.", multiprocess_mode="livesum"
+)
+DB_POOL_OVERFLOW = Gauge(
+    "db_pool_overflow", "Connections open beyond DB_POOL_SIZE.", multiprocess_mode="livesum"
+)
+USERS_CREATED = Counter("users_created_total", "Users created.")
+
+
+def _route() -> str:
+    rule = request.url_rule
+    return rule.rule if rule is not None else UNMATCHED
+
+
+def _start() -> None:
+    g.metrics_started = time.perf_counter()
+    HTTP_IN_FLIGHT.inc()
+
+
+def _record(response: Response) -> Response:
+    started = g.pop("metrics_started", None)
+    if started is None:
+        return response
+    HTTP_IN_FLIGHT.dec()
+    route = _route()
+    if route not in UNMEASURED_ROUTES:
+        HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
+        HTTP_DURATION.labels(request.method, route).observe(time.perf_counter() - started)
+    return response
+
+
+def init_http_metrics(app: Flask, *, version: str, revision: str) -> None:
+    APP_INFO.labels(version, revision).set(1)
+    app.before_request(_start)
+    app.after_request(_record)
+
+
+def instrument_pool(engine: Engine) -> None:
+    """Track checked-out and overflow connections of this process's pool."""
+    pool = engine.pool
+
+    def checked_out(*_args: object) -> None:
+        DB_POOL_IN_USE.inc()
+        DB_POOL_OVERFLOW.set(max(0, pool.overflow()))  # type: ignore[attr-defined]
+
+    def checked_in(*_args: object) -> None:
+        DB_POOL_IN_USE.dec()
+
+    event.listen(pool, "checkout", checked_out)
+    event.listen(pool, "checkin", checked_in)

@@ -1,0 +1,172 @@
+"""The Gunicorn master's side of multiprocess metrics: one /metrics on its own port.
+
+Runs only in the master (gunicorn.conf.py hooks). It merges the workers' metric files,
+folds the files of workers that have exited into one archive per type (prometheus_client
+leaves them behind, and thousands of them make every scrape slow: client_python #367),
+and adds what multiprocess mode cannot: each worker's memory and CPU, read from /proc.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CollectorRegistry, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.mmap_dict import MmapedDict
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine, create_engine, pool, text
+
+logger = logging.getLogger(__name__)
+# Counters and histograms only grow: a dead worker's totals can be added into one file.
+_ADDITIVE_TYPES = ("counter", "histogram")
+ARCHIVE = "archive"
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+_PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+def reset_directory(path: Path) -> None:
+    """At master start, delete what a previous run left: its values must not leak in.
+
+    The master's own files stay: with preload_app it has already written some."""
+    own = f"_{os.getpid()}.db"
+    for leftover in path.glob("*.db"):
+        if not leftover.name.endswith(own):
+            leftover.unlink()
+
+
+class MetricFiles:
+    """The multiprocess directory, guarded so that a scrape never sees a half-folded file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock = threading.Lock()
+
+    def retire(self, pid: int) -> None:
+        """A worker exited: fold its counters and histograms into the archive files,
+        drop its gauges (live ones are gone with it; the others are re-exported by the
+        living workers). Totals stay exact and the file count stays bounded."""
+        with self.lock:
+            mark_process_dead(pid, str(self.path))
+            for kind in _ADDITIVE_TYPES:
+                dead = self.path / f"{kind}_{pid}.db"
+                if dead.exists():
+                    _add_into(self.path / f"{kind}_{ARCHIVE}.db", dead)
+                    dead.unlink()
+            for gauge in glob.glob(str(self.path / f"gauge_*_{pid}.db")):
+                os.remove(gauge)
+
+    def file_count(self) -> int:
+        return len(list(self.path.glob("*.db")))
+
+
+def _add_into(archive_path: Path, dead_path: Path) -> None:
+    archive = MmapedDict(str(archive_path))
+    try:
+        for key, value, timestamp, _pos in MmapedDict.read_all_values_from_file(str(dead_path)):
+            current, _ = archive.read_value(key)
+            archive.write_value(key, current + value, timestamp)
+    finally:
+        archive.close()
+
+
+class LockedMultiProcessCollector(Collector):
+    def __init__(self, files: MetricFiles) -> None:
+        self._files = files
+        self._inner = MultiProcessCollector(None, str(files.path))
+
+    def collect(self) -> Iterable[Metric]:
+        with self._files.lock:
+            return list(self._inner.collect())
+
+
+class WorkerProcessCollector(Collector):
+    """Resident memory and CPU time of the master and of each live worker, by pid."""
+
+    def __init__(self, arbiter: Any) -> None:
+        self._arbiter = arbiter
+
+    def collect(self) -> Iterator[Metric]:
+        rss = GaugeMetricFamily(
+            "gunicorn_process_resident_memory_bytes", "Resident memory.", labels=["role", "pid"]
+        )
+        cpu = CounterMetricFamily(
+            "gunicorn_process_cpu_seconds", "User and system CPU time.", labels=["role", "pid"]
+        )
+        processes = [("master", os.getpid())] + [
+            ("worker", pid) for pid in list(self._arbiter.WORKERS)
+        ]
+        for role, pid in processes:
+            stats = _proc_stats(pid)
+            if stats is not None:
+                rss.add_metric([role, str(pid)], stats[0])
+                cpu.add_metric([role, str(pid)], stats[1])
+        workers = GaugeMetricFamily("gunicorn_workers", "Live Gunicorn workers.")
+        workers.add_metric([], len(self._arbiter.WORKERS))
+        yield from (rss, cpu, workers)
+
+
+def _proc_stats(pid: int) -> tuple[float, float] | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        resident_pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+    except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+        return None
+    fields = stat.rpartition(")")[2].split()
+    cpu_seconds = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    return resident_pages * _PAGE_SIZE, cpu_seconds
+
+
+class OutboxCollector(Collector):
+    """Jobs waiting in the outbox: how many, and how long the oldest has waited.
+
+    One short query per scrape, on a connection opened for it (NullPool: nothing
+    lingers in the master, which forks workers)."""
+
+    def __init__(self, database_url: str, timeout_seconds: int) -> None:
+        self._engine: Engine = create_engine(
+            database_url,
+            poolclass=pool.NullPool,
+            hide_parameters=True,
+            connect_args={
+                "connect_timeout": timeout_seconds,
+                "options": f"-c statement_timeout={timeout_seconds * 1000}",
+            },
+        )
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            with self._engine.connect() as connection:
+                backlog, oldest = connection.execute(
+                    text(
+                        "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)"
+                        " FROM outbox WHERE dispatched_at IS NULL AND completed_at IS NULL"
+                    )
+                ).one()
+        except Exception as exc:
+            logger.warning("outbox metrics unavailable", extra={"error": type(exc).__name__})
+            return
+        yield GaugeMetricFamily("outbox_backlog", "Outbox jobs not yet enqueued.", value=backlog)
+        yield GaugeMetricFamily(
+            "outbox_oldest_pending_age_seconds",
+            "Age of the oldest outbox job not yet enqueued.",
+            value=float(oldest),
+        )
+
+
+def serve_metrics(
+    *, files: MetricFiles, arbiter: Any, database_url: str, host: str, port: int
+) -> None:
+    """Start the master's /metrics HTTP server (a daemon thread of prometheus_client)."""
+    registry = CollectorRegistry()
+    registry.register(LockedMultiProcessCollector(files))
+    registry.register(WorkerProcessCollector(arbiter))
+    registry.register(OutboxCollector(database_url, timeout_seconds=2))
+    start_http_server(port, addr=host, registry=registry)
+    logger.info("metrics served", extra={"port": port})

@@ -1,0 +1,111 @@
+"""OpenTelemetry traces: one provider per process, created after the fork, never before.
+
+A BatchSpanProcessor's thread and an exporter's connections do not survive fork
+(opentelemetry-python #3307), so Gunicorn builds the provider in `post_fork`, and each
+RQ work horse (forked per job) builds its own around the job and flushes it before the
+horse exits through os._exit. Without OTEL_EXPORTER_OTLP_ENDPOINT nothing is created or
+instrumented: no exporter, no retries, no error lines, no overhead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from opentelemetry import propagate, trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from app.config import Settings
+
+# Probes and metrics would drown the traces that matter.
+EXCLUDED_URLS = "healthz,readyz,startupz,metrics"
+
+
+def tracing_enabled(settings: Settings) -> bool:
+    return bool(settings.otel_exporter_otlp_endpoint)
+
+
+def create_tracer_provider(settings: Settings, *, role: str) -> TracerProvider | None:
+    """Build and install this process's provider; None when tracing is off."""
+    if not settings.otel_exporter_otlp_endpoint:
+        return None
+    resource = Resource.create(
+        {
+            "service.name": settings.service_name,
+            "service.version": settings.app_version,
+            "service.instance.id": f"{socket.gethostname()}:{os.getpid()}",
+            "process.role": role,
+        }
+    )
+    provider = TracerProvider(
+        resource=resource,
+        sampler=ParentBased(TraceIdRatioBased(settings.traces_sampler_ratio)),
+    )
+    endpoint = settings.otel_exporter_otlp_endpoint.rstrip("/") + "/v1/traces"
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, timeout=5)))
+    trace.set_tracer_provider(provider)
+    return provider
+
+
+def instrument(settings: Settings, *, app: Any = None) -> None:
+    """Instrument Flask, psycopg and Redis when tracing is on (spans resolve the provider
+    lazily, so this may run before the fork).
+
+    SQL spans come from psycopg, under SQLAlchemy: opentelemetry-instrumentation-sqlalchemy
+    0.66b1 refuses SQLAlchemy 2.1. Statements are recorded with placeholders, not values.
+    """
+    if not tracing_enabled(settings):
+        return
+    from opentelemetry.instrumentation.flask import FlaskInstrumentor
+    from opentelemetry.instrumentation.psycopg import PsycopgInstrumentor
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+    if app is not None:
+        FlaskInstrumentor().instrument_app(app, excluded_urls=EXCLUDED_URLS)  # type: ignore[no-untyped-call]
+    for instrumentor in (PsycopgInstrumentor(), RedisInstrumentor()):
+        if not instrumentor.is_instrumented_by_opentelemetry:
+            instrumentor.instrument()
+
+
+def current_trace_context() -> dict[str, str]:
+    """The W3C traceparent (and tracestate) of the current span, to send with a job."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
+@contextmanager
+def job_span(
+    settings: Settings, *, name: str, job_id: str, parent: dict[str, str]
+) -> Iterator[None]:
+    """Run a job inside a span that continues the trace of the request that caused it.
+
+    For a forked work horse: builds the provider, and flushes it at the end because the
+    horse leaves through os._exit, which skips the SDK's own shutdown."""
+    provider = create_tracer_provider(settings, role="job")
+    if provider is None:
+        yield
+        return
+    tracer = provider.get_tracer("app.jobs")
+    try:
+        with tracer.start_as_current_span(
+            f"job {name}",
+            context=propagate.extract(parent),
+            kind=SpanKind.CONSUMER,
+            attributes={"messaging.system": "rq", "messaging.message.id": job_id},
+        ) as span:
+            try:
+                yield
+            except BaseException as exc:
+                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+                raise
+    finally:
+        provider.shutdown()

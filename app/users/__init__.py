@@ -1,0 +1,1 @@
+"""The users resource: HTTP routes, request/response schemas, rules and persistence."""

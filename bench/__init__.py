@@ -1,0 +1,1 @@
+"""`make bench`: the service against a bare Flask app, side by side in one run."""

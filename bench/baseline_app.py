@@ -1,0 +1,64 @@
+"""The baseline: a minimal Flask + SQLAlchemy app doing the same queries as the service,
+with nothing else (no logging, metrics, tracing, validation, request ids, problems)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+from flask import Flask, jsonify, request
+from sqlalchemy import create_engine, text
+
+engine = create_engine(os.environ["DATABASE_URL"], pool_size=2, max_overflow=2)
+app = Flask(__name__)
+
+
+def _user(row: object) -> dict[str, object]:
+    id_, email, name, created_at, updated_at = row  # type: ignore[misc]
+    return {
+        "id": str(id_),
+        "email": email,
+        "name": name,
+        "created_at": created_at.isoformat(),
+        "updated_at": updated_at.isoformat(),
+    }
+
+
+@app.get("/api/v1/users/<uuid:user_id>")
+def get_user(user_id: uuid.UUID) -> object:
+    with engine.connect() as connection:
+        row = connection.execute(
+            text("SELECT id, email, name, created_at, updated_at FROM users WHERE id = :id"),
+            {"id": user_id},
+        ).one_or_none()
+    if row is None:
+        return {"error": "not found"}, 404
+    return jsonify(_user(row))
+
+
+@app.get("/api/v1/users")
+def list_users() -> object:
+    limit = int(request.args.get("limit", 20))
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT id, email, name, created_at, updated_at FROM users "
+                "ORDER BY created_at, id LIMIT :limit"
+            ),
+            {"limit": limit},
+        ).all()
+    return jsonify({"items": [_user(row) for row in rows], "next": None})
+
+
+@app.post("/api/v1/users")
+def create_user() -> object:
+    body = request.get_json()
+    with engine.begin() as connection:
+        row = connection.execute(
+            text(
+                "INSERT INTO users (id, email, name, version) VALUES (:id, :email, :name, 1) "
+                "RETURNING id, email, name, created_at, updated_at"
+            ),
+            {"id": uuid.uuid4(), "email": body["email"].lower(), "name": body["name"]},
+        ).one()
+    return jsonify(_user(row)), 201

@@ -1,0 +1,17 @@
+-- 90% GET by id, 10% POST (IDS is prepended by bench/run.py); unique emails per thread.
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("tid", threads)
+end
+
+local n = 0
+request = function()
+  n = n + 1
+  if n % 10 == 0 then
+    local body = string.format('{"email": "m%d-%d-%d@example.com", "name": "Mixed %d"}',
+      os.time(), tid, n, n)
+    return wrk.format("POST", "/api/v1/users", {["Content-Type"] = "application/json"}, body)
+  end
+  return wrk.format("GET", "/api/v1/users/" .. IDS[(n % #IDS) + 1])
+end

@@ -1,0 +1,144 @@
+"""Gunicorn settings and server hooks: the web process's lifecycle is wired here.
+
+Every value comes from the service's validated Settings, so an invalid environment
+stops the master before it binds (exit 2, one line per problem).
+
+preload_app is off by default: each worker imports the app and builds its own engine,
+Redis client and (later) tracer after fork, so nothing with a socket or a thread ever
+crosses a fork, and SIGHUP loads new code. The engine is fork-safe either way
+(app/db.py drops inherited pools), so GUNICORN_PRELOAD_APP=true only trades that for
+faster boots and shared memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from app.config import load_settings_or_exit
+from app.logging import logging_config
+
+settings = load_settings_or_exit()
+logger = logging.getLogger("app.lifecycle")
+
+# Multiprocess metrics: every process must see this variable before it imports
+# prometheus_client (workers inherit it). Containers mount a writable directory here;
+# elsewhere each Gunicorn instance gets a private one.
+METRICS_DIR = Path(
+    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="users-api-metrics-"))
+)
+from app.metrics_exposition import MetricFiles, reset_directory, serve_metrics  # noqa: E402
+from app.tracing import create_tracer_provider  # noqa: E402
+
+METRICS_DIR.mkdir(parents=True, exist_ok=True)
+metric_files = MetricFiles(METRICS_DIR)
+
+# Readiness shared by every worker: the master gets SIGTERM, the workers must all answer
+# /readyz 503 at once. The master creates this file; each worker's /readyz checks it.
+DRAIN_FLAG = Path(
+    os.environ.setdefault(
+        "DRAIN_FLAG_FILE", str(Path(tempfile.mkdtemp(prefix="users-api-run-")) / "draining")
+    )
+)
+
+wsgi_app = "app.wsgi:build()"
+bind = [f"{settings.host}:{settings.port}"]
+workers = settings.web_concurrency
+worker_class = "sync"
+preload_app = settings.gunicorn_preload_app
+
+# A worker silent for `timeout` seconds is killed and replaced: no request holds a
+# worker forever. On SIGTERM, in-flight requests get `graceful_timeout` to finish.
+timeout = settings.gunicorn_timeout
+graceful_timeout = settings.gunicorn_graceful_timeout
+keepalive = settings.gunicorn_keepalive
+# Recycle workers now and then (with jitter, so they do not all restart at once) to
+# bound the damage of a slow leak in any library.
+max_requests = settings.gunicorn_max_requests
+max_requests_jitter = settings.gunicorn_max_requests_jitter
+
+limit_request_line = 4094
+limit_request_fields = 100
+limit_request_field_size = 8190
+
+logconfig_dict = logging_config(settings.log_level)
+# The heartbeat file lives in memory, not on a (possibly read-only) container disk.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
+# Gunicorn 25+ opens ~/.gunicorn/gunicorn.ctl by default: one shared path for every
+# instance on the host, and a write to the home directory. We drive it with signals.
+control_socket_disable = True
+proc_name = settings.service_name
+
+
+def on_starting(server: Any) -> None:
+    reset_directory(METRICS_DIR)
+    DRAIN_FLAG.unlink(missing_ok=True)
+
+
+def _drain_before_stopping(server: Any) -> None:
+    """Make SIGTERM a drain first: readiness fails in every worker while they keep
+    serving for SHUTDOWN_DRAIN_SECONDS, so load balancers stop routing here before the
+    listeners close (sync workers drop connections still in the backlog when they stop:
+    gunicorn #3397). Gunicorn has no pre-shutdown hook (#3181), so its TERM handler is
+    wrapped; the master's loop pauses during the drain, the workers do not."""
+    stop = server.handle_term
+
+    def handle_term() -> None:
+        DRAIN_FLAG.touch()
+        logger.info("draining before shutdown", extra={"seconds": settings.shutdown_drain_seconds})
+        time.sleep(settings.shutdown_drain_seconds)
+        stop()
+
+    server.handle_term = handle_term
+
+
+def when_ready(server: Any) -> None:
+    _drain_before_stopping(server)
+    assert settings.database_url is not None
+    if settings.metrics_enabled:
+        serve_metrics(
+            files=metric_files,
+            arbiter=server,
+            database_url=settings.database_url.get_secret_value(),
+            host=settings.host,
+            port=settings.metrics_port,
+        )
+    logger.info(
+        "gunicorn ready",
+        extra={"bind": bind, "workers": workers, "version": settings.app_version},
+    )
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    # In the master, for every worker that exits (recycled, crashed, killed, stopped).
+    metric_files.retire(worker.pid)
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    # In the new worker: the tracer's export thread and connections must be its own.
+    worker.tracer_provider = create_tracer_provider(settings, role="web")
+
+
+def worker_abort(worker: Any) -> None:
+    # In the worker, on SIGABRT from the master: the request ran past GUNICORN_TIMEOUT.
+    # The request context is still set, so the line names the request that hung.
+    logger.error("request exceeded GUNICORN_TIMEOUT; worker aborted", extra={"timeout": timeout})
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    provider = getattr(worker, "tracer_provider", None)
+    if provider is not None:
+        provider.shutdown()  # flush the spans still batched
+    # Close pooled connections cleanly so PostgreSQL sees a goodbye, not a dropped socket.
+    app = getattr(worker, "wsgi", None)
+    extensions = getattr(app, "extensions", {})
+    if "db" in extensions:
+        extensions["db"].engine.dispose()
+
+
+def on_exit(server: Any) -> None:
+    logger.info("gunicorn stopped")

@@ -1,0 +1,149 @@
+"""Users export: 202 + Location, progress while it runs, a streamed CSV, expiry."""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+import uuid
+from pathlib import Path
+
+from flask.testing import FlaskClient
+from redis import Redis
+from sqlalchemy import text
+
+from app.config import Settings
+from app.db import Database
+from app.exports.csv_format import csv_bytes
+from tests.conftest import worker_env
+from tests.factories import create_user
+from tests.processes import worker
+
+USERS = 100_000
+
+
+def _insert_users(db: Database, count: int) -> None:
+    with db.engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO users (id, email, name, version, created_at, updated_at, "
+                "welcome_email_sent_at) "
+                "SELECT gen_random_uuid(), 'bulk' || n || '@example.com', 'Bulk ' || n, 1, "
+                "now() + n * interval '1 microsecond', now(), now() "
+                "FROM generate_series(1, :count) AS n"
+            ),
+            {"count": count},
+        )
+
+
+def test_export_of_100k_users_reports_rising_progress_and_streams_the_csv(
+    client: FlaskClient, db: Database, redis_db: Redis, settings: Settings, tmp_path: Path
+) -> None:
+    _insert_users(db, USERS)
+    response = client.post("/api/v1/exports")
+    assert response.status_code == 202
+    location = response.headers["Location"]
+    assert response.json["status"] == "queued"  # type: ignore[index]
+
+    process = worker(worker_env(settings, tmp_path, EXPORT_BATCH_SIZE="5000"), tmp_path / "w.log")
+    seen: list[int] = []
+    try:
+        deadline = time.monotonic() + 120
+        body = client.get(location).json
+        while body["status"] != "finished" and time.monotonic() < deadline:  # type: ignore[index]
+            assert body["status"] in ("queued", "started"), body  # type: ignore[index]
+            seen.append(body["progress"]["rows_done"])  # type: ignore[index]
+            time.sleep(0.01)
+            body = client.get(location).json
+        assert process.terminate() == 0
+    finally:
+        process.kill()
+
+    assert body is not None
+    assert body["status"] == "finished", process.output()
+    assert body["progress"] == {"rows_done": USERS, "rows_total": USERS, "percent": 100.0}
+    assert seen == sorted(seen), "progress never goes backwards"
+    assert len({n for n in seen if 0 < n < USERS}) >= 2, f"saw no progress in between: {seen}"
+
+    download = client.get(body["download"])
+    assert download.status_code == 200
+    assert download.mimetype == "text/csv"
+    assert download.is_streamed
+    rows = list(csv.reader(io.StringIO(download.get_data(as_text=True))))
+    assert rows[0] == ["id", "email", "name", "created_at"]
+    assert len(rows) == USERS + 1
+    assert {row[1] for row in rows[1:]} == {f"bulk{n}@example.com" for n in range(1, USERS + 1)}
+
+
+def test_empty_export_has_a_header_and_unknown_options_are_refused(
+    client: FlaskClient, db: Database, redis_db: Redis, settings: Settings, tmp_path: Path
+) -> None:
+    assert client.post("/api/v1/exports", json={"format": "xml"}).status_code == 422
+    location = client.post("/api/v1/exports", json={}).headers["Location"]
+    run = worker(worker_env(settings, tmp_path), tmp_path / "w.log", "--burst")
+    assert run.process.wait(60) == 0
+    run.kill()
+
+    body = client.get(location).json
+    assert body is not None
+    assert body["progress"] == {"rows_done": 0, "rows_total": 0, "percent": 100.0}
+    assert client.get(body["download"]).get_data() == b"id,email,name,created_at\r\n"
+
+
+def test_queued_export_says_when_no_worker_listens(
+    client: FlaskClient, db: Database, redis_db: Redis
+) -> None:
+    location = client.post("/api/v1/exports").headers["Location"]
+
+    body = client.get(location).json
+
+    assert body is not None
+    assert body["status"] == "queued"
+    assert body["warning"] == "no worker is listening on queue 'exports'"
+    assert body["download"] is None
+    assert client.get(f"{location}/download").status_code == 409
+
+
+def test_unknown_and_expired_exports(client: FlaskClient, db: Database, redis_db: Redis) -> None:
+    assert client.get(f"/api/v1/exports/{uuid.uuid4()}").status_code == 404
+    location = client.post("/api/v1/exports").headers["Location"]
+    with db.engine.begin() as connection:
+        connection.execute(text("UPDATE exports SET expires_at = now() - interval '1 second'"))
+
+    response = client.get(location)
+
+    assert response.status_code == 410
+    assert response.mimetype == "application/problem+json"
+
+
+def test_csv_cells_cannot_become_spreadsheet_formulas(client: FlaskClient) -> None:
+    user = create_user(client, name='=HYPERLINK("http://evil")')
+    data = csv_bytes([(user["id"], user["email"], user["name"], "-1")], header=False).decode()
+
+    assert "'=HYPERLINK" in data
+    assert ",'-1" in data
+
+
+def test_housekeeping_deletes_expired_exports_and_their_chunks(
+    client: FlaskClient, db: Database, redis_db: Redis
+) -> None:
+    from app.exports.service import delete_expired_exports
+
+    client.post("/api/v1/exports")
+    client.post("/api/v1/exports")
+    with db.engine.begin() as connection:
+        export_id = connection.execute(text("SELECT id FROM exports LIMIT 1")).scalar_one()
+        connection.execute(
+            text("INSERT INTO export_chunks (export_id, seq, data) VALUES (:id, 1, 'x')"),
+            {"id": export_id},
+        )
+        connection.execute(
+            text("UPDATE exports SET expires_at = now() - interval '1 second' WHERE id = :id"),
+            {"id": export_id},
+        )
+
+    with db.sessionmaker() as session:
+        assert delete_expired_exports(session) == 1
+    with db.engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM exports")).scalar_one() == 1
+        assert connection.execute(text("SELECT count(*) FROM export_chunks")).scalar_one() == 0

@@ -1,0 +1,90 @@
+"""One log level for every process: 3 Gunicorn workers and 2 RQ workers follow a PUT."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from flask import Flask
+from redis import Redis
+
+from app.db import Database
+from app.factory import create_app
+from tests.conftest import make_settings, worker_env
+from tests.processes import ServerProcess, http_call, start_web, worker
+
+TOKEN = "x" * 40
+
+
+def _lines(process: ServerProcess) -> list[dict[str, object]]:
+    return [json.loads(line) for line in process.output().splitlines() if line.startswith("{")]
+
+
+def _debug_pids(records: list[dict[str, object]]) -> set[object]:
+    return {record["pid"] for record in records if record["level"] == "DEBUG"}
+
+
+def _switched_pids(records: list[dict[str, object]]) -> set[object]:
+    """Processes that logged applying the debug level (each process says so once)."""
+    return {
+        record["pid"]
+        for record in records
+        if record["message"] == "log level applied" and record.get("level_name") == "debug"
+    }
+
+
+def test_put_log_level_reaches_every_web_and_worker_process(
+    database_url: str, redis_url: str, db: Database, redis_db: Redis, tmp_path: Path
+) -> None:
+    web, port = start_web(
+        database_url, redis_url, tmp_path / "web.log", WEB_CONCURRENCY="3", ADMIN_TOKEN=TOKEN
+    )
+    settings = make_settings(database_url=database_url, redis_url=redis_url)
+    env = worker_env(settings, tmp_path, LOG_LEVEL="info")
+    workers = [
+        worker({**env, "WORKER_HEARTBEAT_FILE": str(tmp_path / f"hb{n}")}, tmp_path / f"w{n}.log")
+        for n in range(2)
+    ]
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    try:
+        for _ in range(30):  # every web worker has served a request at level info
+            http_call("GET", port, "/api/v1/users")
+        assert http_call("GET", port, "/admin/log-level", headers=auth)[2] == {"level": "info"}
+        bad = http_call("PUT", port, "/admin/log-level", {"level": "loud"}, headers=auth)
+        assert bad[0] == 400
+        assert bad[1]["Content-Type"] == "application/problem+json"
+        assert not _debug_pids(_lines(web))
+
+        seen = [len(_lines(process)) for process in (web, *workers)]
+        assert (
+            http_call("PUT", port, "/admin/log-level", {"level": "debug"}, headers=auth)[0] == 200
+        )
+        time.sleep(2)
+        for _ in range(60):
+            http_call("GET", port, "/api/v1/users")
+        assert http_call("GET", port, "/admin/log-level", headers=auth)[2] == {"level": "debug"}
+
+        after = [
+            _lines(process)[start:] for process, start in zip((web, *workers), seen, strict=True)
+        ]
+        assert len(_switched_pids(after[0])) == 3, "every Gunicorn worker applied it"
+        assert _debug_pids(after[0]), "and writes debug lines"
+        for records in after[1:]:
+            assert len(_switched_pids(records)) == 1, "every RQ worker applied it"
+            assert _debug_pids(records), "and writes debug lines"
+
+        # A worker started later begins at the current level.
+        late = create_app(make_settings(database_url=database_url, redis_url=redis_url))
+        assert late.extensions["log_level"].current() == "debug"
+        late.extensions["db"].engine.dispose()
+    finally:
+        web.kill()
+        for process in workers:
+            process.kill()
+
+
+def test_log_level_is_read_from_settings_without_redis_override(
+    app: Flask, redis_db: Redis
+) -> None:
+    assert app.extensions["log_level"].current() == "debug"

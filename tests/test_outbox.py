@@ -1,0 +1,128 @@
+"""The outbox: jobs survive a Redis outage and a job lost from Redis, none run twice."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from pydantic import SecretStr
+from redis import Redis
+from sqlalchemy import select, text
+
+from app.config import Settings
+from app.db import Database
+from app.embedded import EmbeddedRedis
+from app.factory import create_app
+from app.jobqueue import JobQueue
+from app.outbox import OutboxMessage, OutboxRelay
+from tests.conftest import worker_env
+from tests.factories import user_payload
+from tests.processes import free_port, worker
+from tests.smtp import SmtpSink
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    """A Redis this test may stop."""
+    server = EmbeddedRedis(tmp_path / "redis")
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def outage_app(settings: Settings, own_redis: EmbeddedRedis, db: Database) -> Iterator[Flask]:
+    app = create_app(settings.model_copy(update={"redis_url": SecretStr(own_redis.url())}))
+    yield app
+    app.extensions["db"].engine.dispose()
+
+
+def _relay(db: Database, redis: Redis, settings: Settings, **timing: int) -> OutboxRelay:
+    options = {"min_age_seconds": 0, "redispatch_seconds": 900, "retention_hours": 24, **timing}
+    return OutboxRelay(db.sessionmaker, JobQueue(redis, settings), **options)
+
+
+def _pending(db: Database) -> int:
+    with db.engine.connect() as connection:
+        return int(
+            connection.execute(
+                text("SELECT count(*) FROM outbox WHERE dispatched_at IS NULL")
+            ).scalar_one()
+        )
+
+
+def test_users_are_created_while_redis_is_down_and_every_email_goes_out_once_after(
+    outage_app: Flask, own_redis: EmbeddedRedis, settings: Settings, tmp_path: Path
+) -> None:
+    own_redis.stop()
+    client = outage_app.test_client()
+    started = time.monotonic()
+    statuses = [client.post("/api/v1/users", json=user_payload()).status_code for _ in range(200)]
+    elapsed = time.monotonic() - started
+
+    assert statuses == [201] * 200
+    assert elapsed < 20, "a Redis outage must not slow user creation down"
+    assert _pending(outage_app.extensions["db"]) == 200
+
+    own_redis.start()
+    sink = SmtpSink(free_port()).start()
+    env = worker_env(settings, tmp_path, SMTP_URL=sink.url, REDIS_URL=own_redis.url())
+    process = worker(env, tmp_path / "w.log")
+    try:
+        messages = sink.wait_for(200, timeout=120)
+        time.sleep(1)
+        assert process.terminate() == 0
+    finally:
+        process.kill()
+        sink.stop()
+    recipients = [str(message["To"]) for message in sink.messages]
+    assert len(messages) == 200
+    assert len(set(recipients)) == 200, "no email may be sent twice"
+    assert _pending(outage_app.extensions["db"]) == 0
+
+
+def test_relay_re_enqueues_a_job_lost_from_redis_but_leaves_a_queued_one(
+    app: Flask, db: Database, redis_db: Redis, settings: Settings
+) -> None:
+    client = app.test_client()
+    client.post("/api/v1/users", json=user_payload())
+    queue = app.extensions["jobs"].queue("default")
+    assert queue.count == 1  # dispatched right after the commit
+
+    relay = _relay(db, redis_db, settings, redispatch_seconds=1)
+    time.sleep(1.1)
+    assert relay.relay() == 0  # still queued in Redis: the unique job id keeps it single
+    assert queue.count == 1
+
+    redis_db.flushdb()  # Redis lost its data (no persistence, failover to an empty replica)
+    time.sleep(1.1)
+    assert relay.relay() == 1
+    assert queue.count == 1
+    with db.sessionmaker() as session:
+        [message] = session.scalars(select(OutboxMessage))
+        assert message.dispatch_count == 3
+
+
+def test_prune_deletes_only_long_completed_rows(
+    app: Flask, db: Database, redis_db: Redis, settings: Settings
+) -> None:
+    client = app.test_client()
+    for _ in range(3):
+        client.post("/api/v1/users", json=user_payload())
+    with db.engine.begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE outbox SET completed_at = now() - interval '2 days' "
+                "WHERE id = (SELECT id FROM outbox LIMIT 1)"
+            )
+        )
+        connection.execute(
+            text("UPDATE outbox SET completed_at = now() WHERE completed_at IS NULL")
+        )
+
+    assert _relay(db, redis_db, settings).prune() == 1
+    with db.engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM outbox")).scalar_one() == 2

@@ -1,0 +1,99 @@
+"""Traces from a request into its job, received by a real OTLP endpoint."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from redis import Redis
+
+from app.db import Database
+from tests.conftest import make_settings, worker_env
+from tests.otlp import OtlpReceiver, ReceivedSpan
+from tests.processes import http_call, start_web, worker
+
+
+@pytest.fixture
+def receiver() -> Iterator[OtlpReceiver]:
+    server = OtlpReceiver().start()
+    yield server
+    server.stop()
+
+
+def _descends_from(span: ReceivedSpan, ancestor: ReceivedSpan, spans: list[ReceivedSpan]) -> bool:
+    by_id = {s.span_id: s for s in spans}
+    current: ReceivedSpan | None = span
+    while current is not None and current.parent_span_id:
+        if current.parent_span_id == ancestor.span_id:
+            return True
+        current = by_id.get(current.parent_span_id)
+    return False
+
+
+def test_one_trace_holds_the_request_its_sql_and_the_job_it_caused(
+    database_url: str,
+    redis_url: str,
+    db: Database,
+    redis_db: Redis,
+    receiver: OtlpReceiver,
+    tmp_path: Path,
+) -> None:
+    tracing = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_TRACES_SAMPLER_RATIO": "1.0",
+        "OTEL_BSP_SCHEDULE_DELAY": "100",
+    }
+    web, port = start_web(database_url, redis_url, tmp_path / "web.log", **tracing)
+    settings = make_settings(database_url=database_url, redis_url=redis_url)
+    try:
+        status, _, user = http_call(
+            "POST", port, "/api/v1/users", {"email": "t@example.com", "name": "Trace"}
+        )
+        assert status == 201
+        run = worker({**worker_env(settings, tmp_path), **tracing}, tmp_path / "w.log", "--burst")
+        assert run.process.wait(60) == 0, run.output()
+        run.kill()
+        assert web.terminate() == 0  # graceful stop flushes what is still batched
+    finally:
+        web.kill()
+
+    def complete(spans: list[ReceivedSpan]) -> bool:
+        return any(s.name.startswith("job ") for s in spans) and any(
+            s.name == "POST /api/v1/users" for s in spans
+        )
+
+    spans = receiver.wait_for(complete, timeout=20)
+    [request] = [s for s in spans if s.name == "POST /api/v1/users"]
+    trace = [s for s in spans if s.trace_id == request.trace_id]
+    [job] = [s for s in trace if s.name == "job app.users.welcome_email.send_welcome_email"]
+    sql = [s for s in trace if s.attributes.get("db.system") == "postgresql"]
+    request_sql = [s for s in sql if _descends_from(s, request, trace)]
+    job_sql = [s for s in sql if _descends_from(s, job, trace)]
+    assert request.parent_span_id == ""
+    assert any("INSERT INTO users" in s.attributes["db.statement"] for s in request_sql)
+    assert _descends_from(job, request, trace)
+    assert any("FOR UPDATE" in s.attributes["db.statement"] for s in job_sql)
+    assert not [s for s in spans if s.name in ("GET /healthz", "GET /startupz", "GET /readyz")]
+
+    job_lines = [
+        json.loads(line)
+        for line in run.output().splitlines()
+        if line.startswith("{") and '"job_id"' in line
+    ]
+    assert any(line.get("trace_id") == request.trace_id for line in job_lines)
+    web_lines = [json.loads(line) for line in web.output().splitlines() if line.startswith("{")]
+    access = [
+        line
+        for line in web_lines
+        if line.get("logger") == "app.access" and line.get("route") == "/api/v1/users"
+    ]
+    assert access[0]["trace_id"] == request.trace_id
+    assert user["id"]
+
+
+def test_without_an_endpoint_tracing_is_off_and_silent(client: object) -> None:
+    from opentelemetry import trace
+
+    assert not trace.get_current_span().get_span_context().is_valid

@@ -1,0 +1,165 @@
+"""`python -m worker`: the RQ worker process, wired from the service's Settings.
+
+    python -m worker [--queues default,exports] [--burst] [--name N] [--log-level L]
+    python -m worker check                  exit 0 if this worker's heartbeat is fresh
+    python -m worker failed list            jobs that exhausted their retries
+    python -m worker failed requeue ID      put one back on its queue
+
+Run it as PID 1 or under an init that forwards signals (`exec` in shell wrappers):
+SIGTERM is a warm shutdown (the current job finishes, exit 0), a second SIGTERM or
+SIGINT a cold one (the job is killed and retried later: delivery is at-least-once).
+"""
+
+from __future__ import annotations
+
+import os
+
+# The worker keeps its metrics in-process (worker/metrics.py). An inherited
+# PROMETHEUS_MULTIPROC_DIR (meant for Gunicorn) would switch prometheus_client to
+# multiprocess files, so it is dropped before anything imports the library.
+os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+
+import argparse
+import logging
+import socket
+import sys
+from pathlib import Path
+
+import orjson
+from redis.exceptions import RedisError
+from rq.job import Job
+from sqlalchemy.orm import sessionmaker
+
+from app.config import Settings, load_settings_or_exit
+from app.db import create_db_engine
+from app.exports.job import USERS_EXPORT
+from app.exports.service import delete_expired_exports
+from app.idempotency import delete_expired_keys
+from app.job_context import JobContext, install_job_context
+from app.jobqueue import JobQueue
+from app.log_level import LogLevelSync, log_level_key
+from app.logging import configure_logging
+from app.mail import create_mailer
+from app.outbox import OutboxRelay, mark_completed
+from app.redis_client import create_redis
+from app.tracing import instrument, job_span
+from app.users.welcome_email import WELCOME_EMAIL
+from worker.heartbeat import is_fresh
+from worker.metrics import WorkerMetrics
+from worker.service_worker import ServiceWorker
+
+logger = logging.getLogger("worker")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m worker", description=__doc__.splitlines()[0])
+    parser.add_argument("--queues", help="comma-separated, in priority order (WORKER_QUEUES)")
+    parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    parser.add_argument("--name", help="worker name (default: host name and pid)")
+    parser.add_argument("--log-level", help="overrides LOG_LEVEL")
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("check", help="liveness: exit 0 if the heartbeat is fresh")
+    failed = commands.add_parser("failed", help="jobs that exhausted their retries")
+    failed_commands = failed.add_subparsers(dest="action", required=True)
+    failed_commands.add_parser("list")
+    failed_commands.add_parser("requeue").add_argument("job_id")
+    return parser
+
+
+def run_worker(settings: Settings, *, burst: bool, name: str | None) -> int:
+    engine = create_db_engine(settings)
+    instrument(settings)
+    sessions = sessionmaker(engine, expire_on_commit=False)
+    install_job_context(JobContext(settings, engine, sessions, create_mailer(settings)))
+    redis = create_redis(settings)
+    jobs = JobQueue(redis, settings)
+    relay = OutboxRelay(
+        sessions,
+        jobs,
+        min_age_seconds=settings.outbox_relay_age_seconds,
+        redispatch_seconds=settings.outbox_redispatch_seconds,
+        retention_hours=settings.outbox_retention_hours,
+    )
+
+    def housekeeping() -> None:
+        relay.relay()
+        relay.prune()
+        with sessions() as session:
+            delete_expired_exports(session)
+        with sessions() as session:
+            delete_expired_keys(session)
+
+    def job_finished(job: Job, succeeded: bool) -> None:
+        outbox_id = job.meta.get("outbox_id")
+        if succeeded and outbox_id:
+            with sessions() as session:
+                mark_completed(session, outbox_id)
+        engine.dispose()
+
+    LogLevelSync(redis, key=log_level_key(settings), default=settings.log_level).ensure_running()
+    queues = [jobs.queue(name) for name in settings.queue_names]
+    metrics = WorkerMetrics(queues, [WELCOME_EMAIL.func, USERS_EXPORT.func])
+    if settings.worker_metrics_port:
+        metrics.serve(settings.host, settings.worker_metrics_port)
+    worker = ServiceWorker(
+        queues,
+        connection=redis,
+        name=name or f"{socket.gethostname()}.{os.getpid()}",
+        job_monitoring_interval=settings.worker_job_monitoring_interval,
+        # A worker that stops beating disappears from Redis (and from "live workers")
+        # within this many seconds; it beats at least every OUTBOX_RELAY_INTERVAL.
+        worker_ttl=max(30, 3 * settings.outbox_relay_interval),
+        maintenance_interval=settings.worker_maintenance_interval,
+        housekeeping=housekeeping,
+        housekeeping_interval=settings.outbox_relay_interval,
+        heartbeat_file=Path(settings.worker_heartbeat_file),
+        job_finished=job_finished,
+        job_scope=lambda job: job_span(
+            settings,
+            name=job.func_name or "unknown",
+            job_id=job.id,
+            parent=job.meta.get("trace_context") or {},
+        ),
+        metrics=metrics,
+    )
+    try:
+        # with_scheduler: retries with a backoff are scheduled jobs; RQ's scheduler
+        # (one per queue across all workers, by lock) puts them back when due.
+        # logging_level=None: RQ must not pin its loggers' levels; the root level rules.
+        worker.work(burst=burst, with_scheduler=True, logging_level=None)
+    except RedisError as exc:
+        logger.error("cannot reach Redis", extra={"error": type(exc).__name__})
+        return 1
+    finally:
+        engine.dispose()
+    return 0
+
+
+def _failed(settings: Settings, action: str, job_id: str | None) -> int:
+    jobs = JobQueue(create_redis(settings), settings)
+    if action == "list":
+        for job in jobs.failed_jobs(settings.queue_names):
+            sys.stdout.write(orjson.dumps(job).decode() + "\n")
+        return 0
+    assert job_id is not None
+    if jobs.requeue_failed(job_id, settings.queue_names):
+        logger.info("failed job requeued", extra={"job_id": job_id})
+        return 0
+    logger.error("no failed job with this id", extra={"job_id": job_id})
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = load_settings_or_exit(log_level=args.log_level, worker_queues=args.queues)
+    configure_logging(settings.log_level)
+    if args.command == "check":
+        fresh = is_fresh(Path(settings.worker_heartbeat_file), settings.worker_liveness_seconds)
+        return 0 if fresh else 1
+    if args.command == "failed":
+        return _failed(settings, args.action, getattr(args, "job_id", None))
+    return run_worker(settings, burst=args.burst, name=args.name)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
