@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask, Response, request
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
@@ -20,6 +21,27 @@ from app.logging import request_context
 
 PROBLEM_JSON = "application/problem+json"
 logger = logging.getLogger(__name__)
+
+
+class FieldError(BaseModel):
+    location: str = Field(description="body or query")
+    field: str | None = Field(description="dotted path of the field; null for the whole input")
+    message: str
+    type: str = Field(description="machine-readable error code")
+
+
+class Problem(BaseModel):
+    """The shape of every error body (RFC 9457), as /openapi.json documents it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(description="URI reference naming the problem type; about:blank if none")
+    title: str
+    status: int = Field(ge=400, le=599)
+    detail: str | None
+    instance: str = Field(description="path of the request that failed")
+    request_id: str | None = Field(description="the X-Request-ID of the request, for support")
+    errors: list[FieldError] | None = Field(None, description="present on validation errors")
 
 
 def problem(

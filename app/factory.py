@@ -16,10 +16,12 @@ from app.jobqueue import JobQueue
 from app.log_level import LogLevelSync, log_level_key
 from app.metrics import init_http_metrics, instrument_pool
 from app.migrations import head_revisions
+from app.openapi.routes import bp as openapi_bp
 from app.outbox import Outbox
 from app.readiness import Readiness
 from app.redis_client import create_probe_redis, create_redis
 from app.request_log import init_request_logging
+from app.security_headers import init_security_headers
 from app.tracing import instrument
 from app.users.routes import bp as users_bp
 
@@ -58,6 +60,7 @@ def create_app(settings: Settings) -> Flask:
     )
 
     init_request_logging(app)
+    init_security_headers(app)
     if settings.metrics_enabled:
         init_http_metrics(app, version=settings.app_version, revision=settings.git_revision)
     register_error_handlers(app)
@@ -65,5 +68,6 @@ def create_app(settings: Settings) -> Flask:
     app.register_blueprint(users_bp)
     app.register_blueprint(exports_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(openapi_bp)
     instrument(settings, app=app)
     return app

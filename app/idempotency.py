@@ -24,6 +24,7 @@ from werkzeug.exceptions import BadRequest
 
 from app.db import Base, request_session
 from app.errors import problem
+from app.jsonio import request_body
 
 HEADER = "Idempotency-Key"
 _WELL_FORMED = re.compile(r"[\x21-\x7e]{1,255}")
@@ -53,7 +54,7 @@ def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
         if not _WELL_FORMED.fullmatch(key):
             raise BadRequest(f"{HEADER} must be 1-255 printable ASCII characters.")
         scope = f"{request.method} {request.path}"
-        fingerprint = hashlib.sha256(request.get_data()).hexdigest()
+        fingerprint = hashlib.sha256(request_body()).hexdigest()
         session = request_session()
         earlier = _find(session, scope, key)
         if earlier is not None:

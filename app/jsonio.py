@@ -34,12 +34,24 @@ def _is_json(mimetype: str) -> bool:
     return mimetype == "application/json" or mimetype.endswith("+json")
 
 
+def request_body() -> bytes:
+    """The whole request body; 413 past MAX_CONTENT_LENGTH, also for a chunked body.
+
+    Werkzeug stops a chunked body (no Content-Length) at the limit and returns what it
+    read so far; only the next read raises. Without that next read an oversized body
+    would be cut short silently instead of refused."""
+    body = request.get_data()
+    if request.content_length is None and body:
+        request.stream.read(1)
+    return body
+
+
 def parse_body(model: type[ModelT]) -> ModelT:
     """The request body as `model`: 415 if not JSON, 400 if malformed, 422 if invalid."""
     if not _is_json(request.mimetype):
         raise UnsupportedMediaType("The body must be JSON (Content-Type: application/json).")
     try:
-        data = orjson.loads(request.get_data(cache=False))
+        data = orjson.loads(request_body())
     except orjson.JSONDecodeError as exc:
         # orjson rejects invalid UTF-8, lone surrogates and nesting deeper than 1024.
         raise BadRequest(f"The body is not valid JSON: {exc.msg}.") from None

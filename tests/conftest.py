@@ -86,6 +86,10 @@ def db(app: Flask, redis_db: Redis) -> Iterator[Database]:
     servers and workers on them, so a rolled-back transaction would not do."""
     database: Database = app.extensions["db"]
     yield database
+    empty_database(database)
+
+
+def empty_database(database: Database) -> None:
     tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
     with database.engine.begin() as connection:
         connection.execute(text(f"TRUNCATE {tables}"))

@@ -32,12 +32,17 @@ class _Recorder:
 
 
 class SmtpSink:
-    """Listens on 127.0.0.1:port; `delay` slows each DATA to keep a job busy."""
+    """Listens on 127.0.0.1:port; `delay` slows each DATA to keep a job busy; with an
+    `authenticator`, clients must log in (AUTH over plain SMTP: a test on loopback)."""
 
-    def __init__(self, port: int, delay: float = 0.0) -> None:
+    def __init__(self, port: int, delay: float = 0.0, authenticator: Any = None) -> None:
         self.port = port
         self.recorder = _Recorder(delay)
-        self._controller = Controller(self.recorder, hostname="127.0.0.1", port=port)
+        auth: dict[str, Any] = {}
+        if authenticator is not None:
+            auth = {"authenticator": authenticator, "auth_required": True}
+            auth["auth_require_tls"] = False
+        self._controller = Controller(self.recorder, hostname="127.0.0.1", port=port, **auth)
 
     @property
     def url(self) -> str:

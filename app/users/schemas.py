@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import uuid
 from datetime import datetime
 from typing import Annotated, Any, Self
 
 import orjson
-from email_validator import EmailNotValidError, validate_email
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -32,10 +34,32 @@ def _normalise_email(value: str) -> str:
     return checked.normalized.lower()
 
 
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+# What the contract promises about an email, in terms a client (or fuzzer) can check.
+EMAIL_SCHEMA = {
+    "type": "string",
+    "format": "email",
+    "maxLength": 254,
+    "description": "Compared and stored in lower case. Reserved domains (.test, .invalid, "
+    ".localhost, ...) cannot receive email and are refused.",
+    "not": {"pattern": f"[@.]({'|'.join(map(_any_case, SPECIAL_USE_DOMAIN_NAMES))})$"},
+}
 Email = Annotated[
-    str, StringConstraints(strip_whitespace=True, max_length=254), AfterValidator(_normalise_email)
+    str,
+    StringConstraints(strip_whitespace=True, max_length=254),
+    AfterValidator(_normalise_email),
+    WithJsonSchema(EMAIL_SCHEMA),
 ]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+# Printable text with at least one visible character: control characters (NUL, which
+# PostgreSQL cannot store, newlines that forge log lines in other systems) are refused.
+NAME_PATTERN = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NAME_PATTERN),
+]
 
 
 class _Input(BaseModel):
@@ -47,19 +71,25 @@ class UserCreate(_Input):
     name: Name
 
 
-class UserPatch(_Input):
-    """A JSON merge patch of a user: the fields present are changed."""
+def _absent() -> Any:
+    """The value of a patch field that was not sent. Defaults are not validated, so the
+    field's type can stay non-nullable and an explicit null is refused."""
+    return None
 
-    email: Email | None = None
-    name: Name | None = None
+
+class UserPatch(_Input):
+    """A JSON merge patch of a user: the fields present are changed (null is refused:
+    neither field can be removed)."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    email: Email = Field(default_factory=_absent)
+    name: Name = Field(default_factory=_absent)
 
     @model_validator(mode="after")
     def _has_changes(self) -> Self:
         if not self.model_fields_set:
             raise ValueError("at least one of email, name is required")
-        for field in self.model_fields_set:
-            if getattr(self, field) is None:
-                raise ValueError(f"{field} cannot be null")
         return self
 
     def changes(self) -> dict[str, Any]:
