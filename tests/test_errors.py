@@ -135,3 +135,16 @@ def test_statement_timeout_is_a_503_problem_and_a_log_line(
     record = next(r for r in caplog.records if r.getMessage() == "database unavailable")
     assert record.error == "QueryCanceled"  # type: ignore[attr-defined]
     app.extensions["db"].engine.dispose()
+
+
+def test_flask_debug_cannot_be_switched_on(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FLASK_DEBUG in the environment (a leftover from development) changes nothing."""
+    monkeypatch.setenv("FLASK_DEBUG", "1")
+    app = create_app(settings.model_copy(update={"app_env": "production"}))
+    try:
+        assert not app.debug
+        assert not app.config["PROPAGATE_EXCEPTIONS"]
+    finally:
+        app.extensions["db"].engine.dispose()
