@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import os
+import time
 import weakref
-from typing import cast
+from typing import Any, cast
 
+import psycopg
 from flask import Flask, current_app, g
-from sqlalchemy import Engine, MetaData, create_engine
+from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from app.config import Settings
@@ -37,7 +40,6 @@ def create_db_engine(settings: Settings) -> Engine:
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout,
         pool_recycle=settings.db_pool_recycle,
-        pool_pre_ping=settings.db_pool_pre_ping,
         # Parameters can hold personal data; errors and logs show the SQL only.
         hide_parameters=True,
         connect_args={
@@ -46,8 +48,38 @@ def create_db_engine(settings: Settings) -> Engine:
             "options": f"-c statement_timeout={settings.db_statement_timeout_ms}",
         },
     )
+    if settings.db_pool_pre_ping:
+        _ping_connections_after_idle(engine)
     _forget_pool_after_fork(engine)
     return engine
+
+
+# A connection used this recently is trusted without a ping (HikariCP's "alive bypass
+# window" is 500 ms). SQLAlchemy's own pool_pre_ping pings at every checkout: a third
+# database round trip for a request that needs two. A connection that fails anyway (the
+# server went away within the window) fails its request with a 503, and SQLAlchemy
+# invalidates the whole pool, so the next request connects afresh.
+PING_AFTER_IDLE_SECONDS = 1.0
+
+
+def _ping_connections_after_idle(engine: Engine) -> None:
+    def stamp(_dbapi_connection: Any, record: Any, *_: Any) -> None:
+        record.info["idle_since"] = time.monotonic()
+
+    def ping_if_idle(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        if time.monotonic() - record.info.get("idle_since", 0.0) < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("SELECT 1")
+            cursor.close()
+        except psycopg.Error as exc:
+            # The pool discards this connection and checks out (or opens) another.
+            raise DisconnectionError(type(exc).__name__) from exc
+
+    event.listen(engine, "connect", stamp)
+    event.listen(engine, "checkin", stamp)
+    event.listen(engine, "checkout", ping_if_idle)
 
 
 def _forget_pool_after_fork(engine: Engine) -> None:
