@@ -69,7 +69,11 @@ def instrument(settings: Settings, *, app: Any = None) -> None:
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
     if app is not None:
-        FlaskInstrumentor().instrument_app(app, excluded_urls=EXCLUDED_URLS)  # type: ignore[no-untyped-call]
+        # No SQL commenter: it attaches one more context to every request (about 0.05 ms
+        # in make bench) to tag SQL for a SQLAlchemy instrumentation we do not use.
+        FlaskInstrumentor().instrument_app(  # type: ignore[no-untyped-call]
+            app, excluded_urls=EXCLUDED_URLS, enable_commenter=False
+        )
     for instrumentor in (PsycopgInstrumentor(), RedisInstrumentor()):
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument()

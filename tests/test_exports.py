@@ -14,7 +14,6 @@ from sqlalchemy import text
 
 from app.config import Settings
 from app.db import Database
-from app.exports.csv_format import csv_bytes
 from tests.conftest import worker_env
 from tests.factories import create_user
 from tests.processes import worker
@@ -45,7 +44,7 @@ def test_export_of_100k_users_reports_rising_progress_and_streams_the_csv(
     location = response.headers["Location"]
     assert response.json["status"] == "queued"  # type: ignore[index]
 
-    process = worker(worker_env(settings, tmp_path, EXPORT_BATCH_SIZE="5000"), tmp_path / "w.log")
+    process = worker(worker_env(settings, tmp_path, EXPORT_BATCH_SIZE="1000"), tmp_path / "w.log")
     seen: list[int] = []
     try:
         deadline = time.monotonic() + 120
@@ -87,7 +86,7 @@ def test_empty_export_has_a_header_and_unknown_options_are_refused(
     body = client.get(location).json
     assert body is not None
     assert body["progress"] == {"rows_done": 0, "rows_total": 0, "percent": 100.0}
-    assert client.get(body["download"]).get_data() == b"id,email,name,created_at\r\n"
+    assert client.get(body["download"]).get_data() == b"id,email,name,created_at\n"
 
 
 def test_queued_export_says_when_no_worker_listens(
@@ -116,12 +115,37 @@ def test_unknown_and_expired_exports(client: FlaskClient, db: Database, redis_db
     assert response.mimetype == "application/problem+json"
 
 
-def test_csv_cells_cannot_become_spreadsheet_formulas(client: FlaskClient) -> None:
-    user = create_user(client, name='=HYPERLINK("http://evil")')
-    data = csv_bytes([(user["id"], user["email"], user["name"], "-1")], header=False).decode()
+def test_csv_quotes_every_cell_and_no_cell_becomes_a_spreadsheet_formula(
+    client: FlaskClient, db: Database, redis_db: Redis, settings: Settings, tmp_path: Path
+) -> None:
+    formula = create_user(client, email="-sum@example.com", name='=HYPERLINK("http://evil")')
+    plain = create_user(client, email="ann@example.com", name='Ann, "the" first')
+    with db.engine.begin() as connection:  # a name from before names were checked
+        connection.execute(
+            text(
+                "INSERT INTO users (id, email, name, version) "
+                "VALUES (gen_random_uuid(), 'old@example.com', E'two\\nlines', 1)"
+            )
+        )
+    location = client.post("/api/v1/exports").headers["Location"]
+    run = worker(worker_env(settings, tmp_path), tmp_path / "w.log", "--burst")
+    assert run.process.wait(60) == 0
+    run.kill()
 
-    assert "'=HYPERLINK" in data
-    assert ",'-1" in data
+    body = client.get(location).json
+    assert body is not None
+    assert body["progress"]["rows_done"] == 3
+    rows = list(csv.reader(io.StringIO(client.get(body["download"]).get_data(as_text=True))))
+    assert rows[1] == [
+        formula["id"],
+        "'-sum@example.com",
+        '\'=HYPERLINK("http://evil")',
+        formula["created_at"].replace("+00:00", "Z"),
+    ]
+    assert rows[2][1:3] == ["ann@example.com", 'Ann, "the" first']
+    assert rows[2][3] == plain["created_at"].replace("+00:00", "Z")
+    assert rows[3][1:3] == ["old@example.com", "two\nlines"]
+    assert len(rows) == 4
 
 
 def test_housekeeping_deletes_expired_exports_and_their_chunks(

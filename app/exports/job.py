@@ -8,7 +8,7 @@ from rq import get_current_job
 from sqlalchemy import Connection, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
-from app.exports.csv_format import csv_bytes
+from app.exports.csv_format import COPY_USERS_CSV, HEADER
 from app.exports.models import Export, ExportChunk
 from app.job_context import job_context
 from app.jobqueue import JobSpec
@@ -49,18 +49,20 @@ def _copy_users(reader: Connection, progress: Session, export_id: uuid.UUID, bat
     with reader.begin():
         total = reader.scalar(select(func.count()).select_from(User)) or 0
         _set(progress, export_id, rows_total=total)
-        # yield_per streams through a server-side cursor: `batch` rows in memory at a time.
-        rows = reader.execution_options(yield_per=batch).execute(
-            select(User.id, User.email, User.name, User.created_at).order_by(
-                User.created_at, User.id
-            )
-        )
-        seq, done = 0, 0
-        for seq, part in enumerate(rows.partitions(), start=1):
-            done += len(part)
-            _write_chunk(progress, export_id, seq, csv_bytes(part, header=seq == 1), done)
-        if seq == 0:
-            _write_chunk(progress, export_id, 1, csv_bytes([], header=True), 0)
+        cursor = reader.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        seq, done, pending, chunk = 0, 0, 0, bytearray(HEADER)
+        # COPY streams: `batch` rows in memory at a time, whatever the table's size.
+        with cursor.copy(COPY_USERS_CSV) as copy:
+            for row in copy:
+                chunk += row
+                pending += 1
+                if pending == batch:
+                    seq, done = seq + 1, done + pending
+                    _write_chunk(progress, export_id, seq, bytes(chunk), done)
+                    chunk.clear()
+                    pending = 0
+        if pending or seq == 0:
+            _write_chunk(progress, export_id, seq + 1, bytes(chunk), done + pending)
 
 
 def _write_chunk(progress: Session, export_id: uuid.UUID, seq: int, data: bytes, done: int) -> None:
