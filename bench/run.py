@@ -27,6 +27,7 @@ import psycopg
 from redis import Redis
 from rq import Queue, SimpleWorker, Worker
 
+from bench.profile import profile_get_user
 from tests.otlp import OtlpReceiver
 from tests.processes import descendants, free_port, http_call
 
@@ -40,7 +41,7 @@ SCENARIOS = {
     "mixed 90% GET / 10% POST": "mixed.lua",
 }
 DURATION = int(os.environ.get("BENCH_SECONDS", "8"))
-REPEATS = int(os.environ.get("BENCH_REPEATS", "2"))
+REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 CONNECTIONS, THREADS, WORKERS = 16, 2, 4
 
 
@@ -447,6 +448,9 @@ def main() -> int:
             }
             for scenario in SCENARIOS
         }
+        user_id = seed_users(database_url, 1000)[0]
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        profile_get_user(database_url, redis_url, user_id, RESULTS / "profile-get-user.txt")
         other = {
             **job_benchmarks(database_url, redis_url),
             **export_benchmarks(database_url, redis_url),
