@@ -1,12 +1,17 @@
 """Where a request's time goes: pyinstrument over GET /api/v1/users/{id} in one process,
 with everything on as in production (JSON logs, multiprocess metrics, tracing at 1 % with
 an exporter). The WSGI app is called directly, so the profile holds the app and its
-libraries, not Gunicorn or the network. Written to bench/results/profile-get-user.txt."""
+libraries, not Gunicorn or the network. Written to bench/results/profile-get-user.txt.
+
+Run in a process of its own (`python -m bench.profile DATABASE_URL REDIS_URL USER_ID
+OUTPUT`): instrumenting Flask, psycopg and Redis is process-wide and would skew every
+measurement made after it in the same process."""
 
 from __future__ import annotations
 
 import logging
 import os
+import sys
 import tempfile
 from pathlib import Path
 
@@ -60,3 +65,8 @@ def profile_get_user(database_url: str, redis_url: str, user_id: str, output: Pa
     )
     text = profiler.output(renderer)
     output.write_text(f"{REQUESTS} x GET /api/v1/users/{{id}}, in process\n\n{text}")
+
+
+if __name__ == "__main__":
+    database, redis, user, path = sys.argv[1:]
+    profile_get_user(database, redis, user, Path(path))

@@ -27,7 +27,6 @@ import psycopg
 from redis import Redis
 from rq import Queue, SimpleWorker, Worker
 
-from bench.profile import profile_get_user
 from tests.otlp import OtlpReceiver
 from tests.processes import descendants, free_port, http_call
 
@@ -450,7 +449,12 @@ def main() -> int:
         }
         user_id = seed_users(database_url, 1000)[0]
         RESULTS.mkdir(parents=True, exist_ok=True)
-        profile_get_user(database_url, redis_url, user_id, RESULTS / "profile-get-user.txt")
+        profile = RESULTS / "profile-get-user.txt"
+        subprocess.run(
+            [sys.executable, "-m", "bench.profile", database_url, redis_url, user_id, str(profile)],
+            cwd=ROOT,
+            check=True,
+        )
         other = {
             **job_benchmarks(database_url, redis_url),
             **export_benchmarks(database_url, redis_url),
