@@ -8,7 +8,7 @@ import weakref
 from typing import Any, cast
 
 import psycopg
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -73,6 +73,9 @@ def _ping_connections_after_idle(engine: Engine) -> None:
             cursor = dbapi_connection.cursor()
             cursor.execute("SELECT 1")
             cursor.close()
+            # Leave no transaction open: a read session switches the connection to
+            # autocommit next, which psycopg refuses inside a transaction.
+            dbapi_connection.rollback()
         except psycopg.Error as exc:
             # The pool discards this connection and checks out (or opens) another.
             raise DisconnectionError(type(exc).__name__) from exc
@@ -97,12 +100,21 @@ def _forget_pool_after_fork(engine: Engine) -> None:
     os.register_at_fork(after_in_child=forget)
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD"})
+
+
 class Database:
     """Flask extension: the process's engine and one session per request."""
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.sessionmaker = sessionmaker(engine, expire_on_commit=False)
+        # GET and HEAD only read, and READ COMMITTED gives each statement its own snapshot
+        # anyway: without BEGIN there is no ROLLBACK to send when the request ends, so a
+        # read costs one database round trip instead of two.
+        self.read_sessionmaker = sessionmaker(
+            engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False
+        )
 
     def init_app(self, app: Flask) -> None:
         app.extensions["db"] = self
@@ -112,7 +124,8 @@ class Database:
     def session(self) -> Session:
         """The current request's session, opened on first use."""
         if "db_session" not in g:
-            g.db_session = self.sessionmaker()
+            reading = has_request_context() and request.method in SAFE_METHODS
+            g.db_session = (self.read_sessionmaker if reading else self.sessionmaker)()
         return cast(Session, g.db_session)
 
     def _close_request_session(self, _error: BaseException | None) -> None:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from flask import Flask
+from psycopg.pq import TransactionStatus
 from sqlalchemy import Engine, text
 
-from app.db import create_db_engine
+from app.db import Database, create_db_engine
 from tests.conftest import make_settings
 from tests.servers import _libpq
 
@@ -32,3 +34,29 @@ def test_an_idle_connection_killed_by_the_server_is_replaced_at_checkout(
         assert _backend_pid(engine) != first
     finally:
         engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("method", "status"),
+    [
+        ("GET", TransactionStatus.IDLE),  # no BEGIN, so no ROLLBACK at the end
+        ("HEAD", TransactionStatus.IDLE),
+        ("POST", TransactionStatus.INTRANS),
+        ("PATCH", TransactionStatus.INTRANS),
+    ],
+)
+def test_reads_run_without_a_transaction_and_writes_within_one(
+    app: Flask,
+    db: Database,
+    method: str,
+    status: TransactionStatus,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every checkout pings first: the ping must leave the connection ready for autocommit.
+    monkeypatch.setattr("app.db.PING_AFTER_IDLE_SECONDS", 0.0)
+    with app.test_request_context(method=method):
+        session = db.session
+        assert session.execute(text("SELECT 1")).scalar_one() == 1
+        driver = session.connection().connection.dbapi_connection
+        assert driver is not None
+        assert driver.info.transaction_status == status
