@@ -109,18 +109,9 @@ def _user_links(source: str) -> Schema:
     }
 
 
-def _user_id() -> Schema:
+def _id_in_path(name: str) -> Schema:
     return {
-        "name": "user_id",
-        "in": "path",
-        "required": True,
-        "schema": {"type": "string", "format": "uuid"},
-    }
-
-
-def _export_id() -> Schema:
-    return {
-        "name": "export_id",
+        "name": name,
         "in": "path",
         "required": True,
         "schema": {"type": "string", "format": "uuid"},
@@ -184,7 +175,7 @@ def _users_paths() -> Schema:
             },
         },
         "/api/v1/users/{user_id}": {
-            "parameters": [_user_id()],
+            "parameters": [_id_in_path("user_id")],
             "get": {
                 "operationId": "getUser",
                 "tags": ["users"],
@@ -245,7 +236,7 @@ def _exports_paths() -> Schema:
             },
         },
         "/api/v1/exports/{export_id}": {
-            "parameters": [_export_id()],
+            "parameters": [_id_in_path("export_id")],
             "get": {
                 "operationId": "getExport",
                 "tags": ["exports"],
@@ -258,7 +249,7 @@ def _exports_paths() -> Schema:
             },
         },
         "/api/v1/exports/{export_id}/download": {
-            "parameters": [_export_id()],
+            "parameters": [_id_in_path("export_id")],
             "get": {
                 "operationId": "downloadExport",
                 "tags": ["exports"],
