@@ -66,8 +66,8 @@ class Settings(BaseSettings):
     gunicorn_timeout: int = Field(30, ge=1)
     gunicorn_graceful_timeout: int = Field(25, ge=1)
     gunicorn_keepalive: int = Field(5, ge=0)
-    gunicorn_max_requests: int = Field(1000, ge=0)
-    gunicorn_max_requests_jitter: int = Field(100, ge=0)
+    gunicorn_max_requests: int = Field(10_000, ge=0)
+    gunicorn_max_requests_jitter: int = Field(1000, ge=0)
     gunicorn_preload_app: bool = False
     shutdown_drain_seconds: float = Field(5.0, ge=0, le=120)
     drain_flag_file: str | None = None

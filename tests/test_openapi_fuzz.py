@@ -28,7 +28,6 @@ FUZZ = hypothesis.settings(
 PROBES = {"/readyz", "/startupz"}
 
 
-@schemathesis.check
 def errors_are_problems(
     ctx: Any, response: schemathesis.Response, case: schemathesis.Case[Any]
 ) -> bool:
@@ -44,8 +43,10 @@ def errors_are_problems(
     return True
 
 
-# Valid requests the service must still refuse because of state, not shape: a stale
-# If-Match (412), a cursor it never issued, an Idempotency-Key reused with another body.
+# A valid request may still be refused for the state it meets, not its shape: a stale
+# If-Match (412) or a taken email (409) are documented as such; of the 4xx that mean
+# "invalid", only these two: a cursor the API never issued, and an Idempotency-Key
+# reused with another body.
 STATEFUL_REFUSALS = {"/problems/idempotency-key-reused"}
 
 
@@ -64,7 +65,7 @@ def schema_valid_request_accepted(
 
 CHECKS: dict[str, Any] = {
     "excluded_checks": [positive_data_acceptance],
-    "additional_checks": [schema_valid_request_accepted],
+    "additional_checks": [errors_are_problems, schema_valid_request_accepted],
 }
 
 
