@@ -36,6 +36,7 @@ class Answer:
     status: int
     headers: dict[str, str]
     body: bytes
+    head: str
 
 
 def _request(
@@ -219,7 +220,7 @@ def _send(port: int, raw: bytes) -> Answer:
     for line in header_lines:
         name, _, value = line.partition(":")
         headers[name.strip().lower()] = value.strip()
-    return Answer(int(status_line.split()[1]), headers, body)
+    return Answer(int(status_line.split()[1]), headers, body, head.decode("latin-1"))
 
 
 @pytest.fixture
@@ -274,7 +275,9 @@ def test_every_response_carries_the_safety_headers_and_no_version_banner(
     web: tuple[ServerProcess, int],
 ) -> None:
     _, port = web
+    created = json.loads(_send(port, _post("/api/v1/users", _json(USER))).body)
     for raw in (
+        _request("GET", f"/api/v1/users/{created['id']}"),
         _request("GET", "/api/v1/users"),
         _request("GET", "/api/v1/nope"),
         _post("/api/v1/users", b"{"),
@@ -291,3 +294,4 @@ def test_every_response_carries_the_safety_headers_and_no_version_banner(
         # Gunicorn names itself but not its version; nothing else says what runs here.
         assert answer.headers.get("server", "gunicorn") == "gunicorn"
         assert "x-powered-by" not in answer.headers
+        assert answer.head.lower().count("\r\ndate:") == 1, "one Date header"

@@ -45,9 +45,14 @@ def test_get_unknown_and_malformed_ids_are_404(client: FlaskClient) -> None:
 def test_get_honours_if_none_match(client: FlaskClient) -> None:
     user = create_user(client)
 
-    response = client.get(f"/api/v1/users/{user['id']}", headers={"If-None-Match": '"1"'})
+    path = f"/api/v1/users/{user['id']}"
 
-    assert response.status_code == 304
+    for matching in ('"1"', 'W/"1"', '"7", "1"', "*"):
+        response = client.get(path, headers={"If-None-Match": matching})
+        assert response.status_code == 304, matching
+        assert response.headers["ETag"] == '"1"'
+        assert response.get_data() == b""
+    assert client.get(path, headers={"If-None-Match": '"2"'}).status_code == 200
 
 
 def test_patch_changes_fields_and_bumps_etag(client: FlaskClient) -> None:
