@@ -5,16 +5,18 @@ from __future__ import annotations
 
 import os
 import uuid
+from datetime import datetime
 
 from flask import Flask, jsonify, request
-from sqlalchemy import create_engine, text
+from flask.typing import ResponseReturnValue
+from sqlalchemy import Row, create_engine, text
 
 engine = create_engine(os.environ["DATABASE_URL"], pool_size=2, max_overflow=2)
 app = Flask(__name__)
 
 
-def _user(row: object) -> dict[str, object]:
-    id_, email, name, created_at, updated_at = row  # type: ignore[misc]
+def _user(row: Row[uuid.UUID, str, str, datetime, datetime]) -> dict[str, object]:
+    id_, email, name, created_at, updated_at = row
     return {
         "id": str(id_),
         "email": email,
@@ -25,7 +27,7 @@ def _user(row: object) -> dict[str, object]:
 
 
 @app.get("/api/v1/users/<uuid:user_id>")
-def get_user(user_id: uuid.UUID) -> object:
+def get_user(user_id: uuid.UUID) -> ResponseReturnValue:
     with engine.connect() as connection:
         row = connection.execute(
             text("SELECT id, email, name, created_at, updated_at FROM users WHERE id = :id"),
@@ -37,7 +39,7 @@ def get_user(user_id: uuid.UUID) -> object:
 
 
 @app.get("/api/v1/users")
-def list_users() -> object:
+def list_users() -> ResponseReturnValue:
     limit = int(request.args.get("limit", 20))
     with engine.connect() as connection:
         rows = connection.execute(
@@ -51,7 +53,7 @@ def list_users() -> object:
 
 
 @app.post("/api/v1/users")
-def create_user() -> object:
+def create_user() -> ResponseReturnValue:
     body = request.get_json()
     with engine.begin() as connection:
         row = connection.execute(
