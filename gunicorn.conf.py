@@ -145,7 +145,7 @@ def worker_exit(server: Any, worker: Any) -> None:
     app = getattr(worker, "wsgi", None)
     extensions = getattr(app, "extensions", {})
     if "db" in extensions:
-        extensions["db"].engine.dispose()
+        extensions["db"].dispose()
 
 
 def on_exit(server: Any) -> None:

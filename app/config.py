@@ -83,8 +83,9 @@ class Settings(BaseSettings):
     max_content_length: int = Field(1024 * 1024, ge=1024)
 
     database_url: SecretStr | None = None
-    db_pool_size: int = Field(2, ge=1, le=100)
-    db_max_overflow: int = Field(2, ge=0, le=100)
+    # Per pool: a web process has two (reads, writes), each serving one request at a time.
+    db_pool_size: int = Field(1, ge=1, le=100)
+    db_max_overflow: int = Field(1, ge=0, le=100)
     db_pool_timeout: Seconds = 3.0
     db_pool_recycle: int = Field(1800, ge=-1)
     db_pool_pre_ping: bool = True

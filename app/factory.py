@@ -38,9 +38,11 @@ def create_app(settings: Settings) -> Flask:
     app.extensions["settings"] = settings
 
     engine = create_db_engine(settings)
+    read_engine = create_db_engine(settings, autocommit=True)
     if settings.metrics_enabled:
-        instrument_pool(engine)
-    Database(engine).init_app(app)
+        instrument_pool(engine, pool="write")
+        instrument_pool(read_engine, pool="read")
+    Database(engine, read_engine).init_app(app)
     redis = create_redis(settings)
     app.extensions["redis"] = redis
     jobs = JobQueue(redis, settings)

@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from redis import Redis
 from redis.exceptions import RedisError
 
@@ -67,8 +68,10 @@ class LogLevelSync:
 
     def _poll(self) -> None:
         event = threading.Event()
-        while not event.wait(self._interval):
-            self._sync()
+        # A Redis GET every second is no one's request: it must not start traces.
+        with suppress_instrumentation():
+            while not event.wait(self._interval):
+                self._sync()
 
     def _sync(self) -> None:
         try:

@@ -43,10 +43,16 @@ APP_INFO = Gauge(
     multiprocess_mode="max",
 )
 DB_POOL_IN_USE = Gauge(
-    "db_pool_connections_in_use", "Pooled connections checked out.", multiprocess_mode="livesum"
+    "db_pool_connections_in_use",
+    "Pooled connections checked out.",
+    ["pool"],
+    multiprocess_mode="livesum",
 )
 DB_POOL_OVERFLOW = Gauge(
-    "db_pool_overflow", "Connections open beyond DB_POOL_SIZE.", multiprocess_mode="livesum"
+    "db_pool_overflow",
+    "Connections open beyond DB_POOL_SIZE.",
+    ["pool"],
+    multiprocess_mode="livesum",
 )
 USERS_CREATED = Counter("users_created_total", "Users created.")
 
@@ -79,16 +85,18 @@ def init_http_metrics(app: Flask, *, version: str, revision: str) -> None:
     app.after_request(_record)
 
 
-def instrument_pool(engine: Engine) -> None:
-    """Track checked-out and overflow connections of this process's pool."""
-    pool = engine.pool
+def instrument_pool(engine: Engine, *, pool: str) -> None:
+    """Track checked-out and overflow connections of one of this process's pools."""
+    connections = engine.pool
+    in_use = DB_POOL_IN_USE.labels(pool)
+    overflow = DB_POOL_OVERFLOW.labels(pool)
 
     def checked_out(*_args: object) -> None:
-        DB_POOL_IN_USE.inc()
-        DB_POOL_OVERFLOW.set(max(0, pool.overflow()))  # type: ignore[attr-defined]
+        in_use.inc()
+        overflow.set(max(0, connections.overflow()))  # type: ignore[attr-defined]
 
     def checked_in(*_args: object) -> None:
-        DB_POOL_IN_USE.dec()
+        in_use.dec()
 
-    event.listen(pool, "checkout", checked_out)
-    event.listen(pool, "checkin", checked_in)
+    event.listen(connections, "checkout", checked_out)
+    event.listen(connections, "checkin", checked_in)

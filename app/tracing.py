@@ -5,6 +5,10 @@ A BatchSpanProcessor's thread and an exporter's connections do not survive fork
 RQ work horse (forked per job) builds its own around the job and flushes it before the
 horse exits through os._exit. Without OTEL_EXPORTER_OTLP_ENDPOINT nothing is created or
 instrumented: no exporter, no retries, no error lines, no overhead.
+
+Requests are sampled before they are instrumented (app/head_sampling.py): the Flask
+instrumentation runs for the requests whose traces are kept, and the others only carry
+their trace context.
 """
 
 from __future__ import annotations
@@ -20,17 +24,25 @@ from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExport
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from app.config import Settings
+from app.head_sampling import HeadSampling, PresetTraceIds
 
-# Probes and metrics would drown the traces that matter.
-EXCLUDED_URLS = "healthz,readyz,startupz,metrics"
+# Probes would drown the traces that matter (/metrics is served by the master, untraced).
+EXCLUDED_PATHS = frozenset({"/healthz", "/readyz", "/startupz"})
+EXCLUDED_URLS = ",".join(path.lstrip("/") for path in sorted(EXCLUDED_PATHS))
 
 
 def tracing_enabled(settings: Settings) -> bool:
     return bool(settings.otel_exporter_otlp_endpoint)
+
+
+def create_sampler(settings: Settings) -> Sampler:
+    """Follow the caller's decision; else keep OTEL_TRACES_SAMPLER_RATIO of the traces,
+    chosen by trace id so every service keeps or drops the same traces."""
+    return ParentBased(TraceIdRatioBased(settings.traces_sampler_ratio))
 
 
 def create_tracer_provider(settings: Settings, *, role: str) -> TracerProvider | None:
@@ -46,8 +58,7 @@ def create_tracer_provider(settings: Settings, *, role: str) -> TracerProvider |
         }
     )
     provider = TracerProvider(
-        resource=resource,
-        sampler=ParentBased(TraceIdRatioBased(settings.traces_sampler_ratio)),
+        resource=resource, sampler=create_sampler(settings), id_generator=PresetTraceIds()
     )
     endpoint = settings.otel_exporter_otlp_endpoint.rstrip("/") + "/v1/traces"
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, timeout=5)))
@@ -69,11 +80,16 @@ def instrument(settings: Settings, *, app: Any = None) -> None:
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
     if app is not None:
-        # No SQL commenter: it attaches one more context to every request (about 0.05 ms
-        # in make bench) to tag SQL for a SQLAlchemy instrumentation we do not use.
-        FlaskInstrumentor().instrument_app(  # type: ignore[no-untyped-call]
-            app, excluded_urls=EXCLUDED_URLS, enable_commenter=False
+        sampling = HeadSampling(
+            app, sampler=create_sampler(settings), excluded_paths=EXCLUDED_PATHS
         )
+        with sampling.instrumenting():
+            # No SQL commenter: it attaches one more context to every request (about
+            # 0.05 ms in make bench) to tag SQL for a SQLAlchemy instrumentation we do not
+            # use.
+            FlaskInstrumentor().instrument_app(  # type: ignore[no-untyped-call]
+                app, excluded_urls=EXCLUDED_URLS, enable_commenter=False
+            )
     for instrumentor in (PsycopgInstrumentor(), RedisInstrumentor()):
         if not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument()

@@ -47,13 +47,13 @@ def profile_get_user(database_url: str, redis_url: str, user_id: str, output: Pa
         app = create_app(settings)
         client = app.test_client()
         for _ in range(300):  # warm caches, pools and compiled statements
-            client.get(f"/api/v1/users/{user_id}")
+            client.get(f"/api/v1/users/{user_id}", buffered=True)
         profiler = Profiler(interval=0.0005)
         profiler.start()
         for _ in range(REQUESTS):
-            client.get(f"/api/v1/users/{user_id}")
+            client.get(f"/api/v1/users/{user_id}", buffered=True)
         profiler.stop()
-        app.extensions["db"].engine.dispose()
+        app.extensions["db"].dispose()
         if provider is not None:
             provider.shutdown()
     receiver.stop()

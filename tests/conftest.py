@@ -67,7 +67,7 @@ def settings(database_url: str, redis_url: str) -> Settings:
 def app(settings: Settings) -> Iterator[Flask]:
     app = create_app(settings)
     yield app
-    app.extensions["db"].engine.dispose()
+    app.extensions["db"].dispose()
     app.extensions["redis"].close()
 
 

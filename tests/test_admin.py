@@ -21,7 +21,7 @@ def admin_app(database_url: str, redis_url: str) -> Iterator[Flask]:
         make_settings(database_url=database_url, redis_url=redis_url, admin_token=TOKEN)
     )
     yield app
-    app.extensions["db"].engine.dispose()
+    app.extensions["db"].dispose()
 
 
 def test_admin_is_off_without_a_configured_token(app: Flask) -> None:

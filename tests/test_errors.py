@@ -98,7 +98,7 @@ def test_unexpected_exception_is_500_without_internals_and_logged(
     record = next(r for r in caplog.records if r.getMessage() == "unhandled exception")
     assert record.exc_info is not None
     assert record.request_id == body["request_id"]  # type: ignore[attr-defined]
-    app.extensions["db"].engine.dispose()
+    app.extensions["db"].dispose()
 
 
 def test_request_id_is_echoed_when_well_formed_and_replaced_otherwise(app: Flask) -> None:
@@ -134,7 +134,7 @@ def test_statement_timeout_is_a_503_problem_and_a_log_line(
     assert response.headers["Retry-After"] == "1"
     record = next(r for r in caplog.records if r.getMessage() == "database unavailable")
     assert record.error == "QueryCanceled"  # type: ignore[attr-defined]
-    app.extensions["db"].engine.dispose()
+    app.extensions["db"].dispose()
 
 
 def test_flask_debug_cannot_be_switched_on(
@@ -147,4 +147,4 @@ def test_flask_debug_cannot_be_switched_on(
         assert not app.debug
         assert not app.config["PROPAGATE_EXCEPTIONS"]
     finally:
-        app.extensions["db"].engine.dispose()
+        app.extensions["db"].dispose()

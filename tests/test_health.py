@@ -47,7 +47,7 @@ def test_startupz_waits_for_the_schema_to_reach_head(postgres_url: str, redis_ur
         assert client.get("/startupz").status_code == 503
         upgrade_to_head(url)
         assert client.get("/startupz").json == {"status": "started"}
-        app.extensions["db"].engine.dispose()
+        app.extensions["db"].dispose()
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def owned_servers(tmp_path: Path) -> Iterator[tuple[EmbeddedPostgres, EmbeddedRe
         upgrade_to_head(url)
         app = create_app(make_settings(database_url=url, redis_url=redis.url()))
         yield postgres, redis, app
-        app.extensions["db"].engine.dispose()
+        app.extensions["db"].dispose()
         postgres.start()
     postgres.close()
     redis.close()

@@ -91,7 +91,7 @@ def test_put_log_level_reaches_every_web_and_worker_process(
         # A worker started later begins at the current level.
         late = create_app(make_settings(database_url=database_url, redis_url=redis_url))
         assert late.extensions["log_level"].current() == "debug"
-        late.extensions["db"].engine.dispose()
+        late.extensions["db"].dispose()
     finally:
         web.kill()
         for process in workers:

@@ -37,7 +37,7 @@ def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
 def outage_app(settings: Settings, own_redis: EmbeddedRedis, db: Database) -> Iterator[Flask]:
     app = create_app(settings.model_copy(update={"redis_url": SecretStr(own_redis.url())}))
     yield app
-    app.extensions["db"].engine.dispose()
+    app.extensions["db"].dispose()
 
 
 def _relay(db: Database, redis: Redis, settings: Settings, **timing: int) -> OutboxRelay:

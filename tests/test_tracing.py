@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
 from redis import Redis
 
 from app.db import Database
@@ -97,3 +99,72 @@ def test_without_an_endpoint_tracing_is_off_and_silent(client: object) -> None:
     from opentelemetry import trace
 
     assert not trace.get_current_span().get_span_context().is_valid
+
+
+def _access_lines(web_output: str, route: str) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in web_output.splitlines() if line.startswith("{")]
+    return [line for line in lines if line.get("logger") == "app.access" and line["route"] == route]
+
+
+def _kept_by_ratio(trace_id: str, ratio: float) -> bool:
+    return int(trace_id, 16) & TraceIdRatioBased.TRACE_ID_LIMIT < (
+        TraceIdRatioBased.get_bound_for_rate(ratio)
+    )
+
+
+def test_requests_are_sampled_before_they_are_instrumented_with_the_sdks_decision(
+    database_url: str, redis_url: str, db: Database, receiver: OtlpReceiver, tmp_path: Path
+) -> None:
+    ratio, requests = 0.5, 40
+    web, port = start_web(
+        database_url,
+        redis_url,
+        tmp_path / "web.log",
+        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+        OTEL_TRACES_SAMPLER_RATIO=str(ratio),
+    )
+    try:
+        for _ in range(requests):
+            assert http_call("GET", port, "/api/v1/users?limit=1")[0] == 200
+        assert web.terminate() == 0  # flushes the batched spans
+    finally:
+        web.kill()
+
+    logged = {line["trace_id"] for line in _access_lines(web.output(), "/api/v1/users")}
+    assert len(logged) == requests  # every request has a trace id, kept or not
+    kept = {s.trace_id for s in receiver.spans if s.name == "GET /api/v1/users"}
+    # The ids drawn at the edge are the ids the SDK's ratio sampler kept: no second draw.
+    assert kept == {trace_id for trace_id in logged if _kept_by_ratio(trace_id, ratio)}
+    assert 0 < len(kept) < requests
+    # A dropped request's queries start no spans of their own (no orphaned SQL roots).
+    assert {s.trace_id for s in receiver.spans} == kept
+
+
+def test_the_callers_sampling_decision_is_followed(
+    database_url: str, redis_url: str, db: Database, receiver: OtlpReceiver, tmp_path: Path
+) -> None:
+    caller_trace, caller_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    web, port = start_web(
+        database_url,
+        redis_url,
+        tmp_path / "web.log",
+        OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint,
+        OTEL_TRACES_SAMPLER_RATIO="0",
+    )
+    try:
+        sampled = {"traceparent": f"00-{caller_trace}-{caller_span}-01"}
+        assert http_call("GET", port, "/api/v1/users?limit=1", headers=sampled)[0] == 200
+        unsampled = {"traceparent": f"00-{'ab' * 16}-{caller_span}-00"}
+        assert http_call("GET", port, "/api/v1/users?limit=2", headers=unsampled)[0] == 200
+        assert http_call("GET", port, "/api/v1/users?limit=3")[0] == 200
+        assert web.terminate() == 0
+    finally:
+        web.kill()
+
+    [server] = [s for s in receiver.spans if s.name == "GET /api/v1/users"]
+    assert (server.trace_id, server.parent_span_id) == (caller_trace, caller_span)
+    assert {s.trace_id for s in receiver.spans} == {caller_trace}
+    logged = [line["trace_id"] for line in _access_lines(web.output(), "/api/v1/users")]
+    assert logged[:2] == [caller_trace, "ab" * 16]
+    assert len(logged[2]) == 32
+    assert logged[2] not in (caller_trace, "ab" * 16)

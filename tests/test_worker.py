@@ -212,7 +212,7 @@ def test_exhausted_job_lands_in_failed_registry_and_can_be_requeued(
     finally:
         sink.stop()
     assert _sent_at(db, user["id"]) is not None
-    app.extensions["db"].engine.dispose()
+    app.extensions["db"].dispose()
 
 
 def test_check_reports_a_fresh_heartbeat_only_while_the_worker_runs(
