@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from app.config import load_settings_or_exit
-from app.logging import logging_config
+from app.logging import logging_config, skip_unused_record_fields
 
 settings = load_settings_or_exit()
 logger = logging.getLogger("app.lifecycle")
@@ -74,6 +74,7 @@ limit_request_fields = 100
 limit_request_field_size = 8190
 
 logconfig_dict = logging_config(settings.log_level)
+skip_unused_record_fields()
 # The heartbeat file lives in memory, not on a (possibly read-only) container disk.
 worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None  # noqa: S108
 # Gunicorn 25+ opens ~/.gunicorn/gunicorn.ctl by default: one shared path for every

@@ -58,6 +58,12 @@ class HeadSampling:
         self._sampler = sampler
         self._excluded_paths = excluded_paths
         self._ids = RandomIdGenerator()
+        # The headers the configured propagators read, as WSGI keys: most requests carry
+        # none of them, and then there is nothing to extract.
+        self._carrier_keys = tuple(
+            "HTTP_" + field.upper().replace("-", "_")
+            for field in propagate.get_global_textmap().fields
+        )
         self._plain: WSGIApplication = app.wsgi_app
         self._instrumented: WSGIApplication = app.wsgi_app
 
@@ -79,7 +85,9 @@ class HeadSampling:
             # Probes: no trace, and their checks of PostgreSQL and Redis start none either.
             with suppress_instrumentation():
                 return self._plain(environ, start_response)
-        parent = propagate.extract(environ, getter=wsgi_getter)
+        parent = context.Context()
+        if any(key in environ for key in self._carrier_keys):
+            parent = propagate.extract(environ, getter=wsgi_getter)
         parent_span = trace.get_current_span(parent).get_span_context()
         if parent_span.is_valid:
             trace_id, random_id = parent_span.trace_id, parent_span.trace_flags.random_trace_id

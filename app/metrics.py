@@ -12,6 +12,7 @@ hooks is cheaper than its generic per-metric machinery.
 
 from __future__ import annotations
 
+import functools
 import time
 
 from flask import Flask, Response, g, request
@@ -67,6 +68,13 @@ def _start() -> None:
     HTTP_IN_FLIGHT.inc()
 
 
+@functools.cache
+def _request_series(method: str, route: str, status: int) -> tuple[Counter, Histogram]:
+    # labels() validates and looks up its arguments under a lock on every call; the
+    # combinations are few (routes, methods and statuses are bounded), so each is resolved once.
+    return HTTP_REQUESTS.labels(method, route, str(status)), HTTP_DURATION.labels(method, route)
+
+
 def _record(response: Response) -> Response:
     started = g.pop("metrics_started", None)
     if started is None:
@@ -74,8 +82,9 @@ def _record(response: Response) -> Response:
     HTTP_IN_FLIGHT.dec()
     route = _route()
     if route not in UNMEASURED_ROUTES:
-        HTTP_REQUESTS.labels(request.method, route, str(response.status_code)).inc()
-        HTTP_DURATION.labels(request.method, route).observe(time.perf_counter() - started)
+        requests, duration = _request_series(request.method, route, response.status_code)
+        requests.inc()
+        duration.observe(time.perf_counter() - started)
     return response
 
 
@@ -91,9 +100,16 @@ def instrument_pool(engine: Engine, *, pool: str) -> None:
     in_use = DB_POOL_IN_USE.labels(pool)
     overflow = DB_POOL_OVERFLOW.labels(pool)
 
+    last_overflow = 0
+
     def checked_out(*_args: object) -> None:
+        nonlocal last_overflow
         in_use.inc()
-        overflow.set(max(0, connections.overflow()))  # type: ignore[attr-defined]
+        # Written only when it changes: each write is a locked write to a shared file.
+        current = max(0, connections.overflow())  # type: ignore[attr-defined]
+        if current != last_overflow:
+            overflow.set(current)
+            last_overflow = current
 
     def checked_in(*_args: object) -> None:
         in_use.dec()

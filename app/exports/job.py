@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from rq import get_current_job
-from sqlalchemy import Connection, delete, func, insert, select, update
+from sqlalchemy import Connection, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 from app.exports.csv_format import COPY_USERS_CSV, HEADER
@@ -26,7 +26,13 @@ def run_export(export_id: str) -> str:
             return "skipped: unknown or already finished"
         try:
             with context.engine.connect() as reader:
-                _copy_users(reader, progress, export_uuid, context.settings.export_batch_size)
+                _copy_users(
+                    reader,
+                    progress,
+                    export_uuid,
+                    batch=context.settings.export_batch_size,
+                    timeout_s=context.settings.job_timeout,
+                )
         except Exception as exc:
             _record_failure(progress, export_uuid, exc)
             raise
@@ -43,10 +49,18 @@ def _start(progress: Session, export_id: uuid.UUID) -> bool:
     return True
 
 
-def _copy_users(reader: Connection, progress: Session, export_id: uuid.UUID, batch: int) -> None:
+def _copy_users(
+    reader: Connection, progress: Session, export_id: uuid.UUID, *, batch: int, timeout_s: int
+) -> None:
     # One REPEATABLE READ snapshot: the total and the rows agree even while users change.
     reader = reader.execution_options(isolation_level="REPEATABLE READ")
     with reader.begin():
+        # DB_STATEMENT_TIMEOUT_MS bounds a request's queries. The count and the COPY of the
+        # whole table are single statements that may take as long as the job may run.
+        reader.execute(
+            text("SELECT set_config('statement_timeout', :ms, true)"),
+            {"ms": str(timeout_s * 1000)},
+        )
         total = reader.scalar(select(func.count()).select_from(User)) or 0
         _set(progress, export_id, rows_total=total)
         cursor = reader.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
