@@ -31,7 +31,7 @@ install: $(UV) ## install the locked dependencies into .venv
 	$(UV) sync --frozen
 
 run: install ## the whole stack locally: embedded PostgreSQL and Redis unless *_URL are set
-	APP_ENV=$${APP_ENV:-development} $(RUN) python -m app dev
+	APP_ENV=$${APP_ENV:-development} $(RUN) python -m devtools run
 
 test: install ## the test suite with coverage (embedded servers, or TEST_DATABASE_URL / TEST_REDIS_URL)
 	$(RUN) pytest --cov --cov-report=term --ignore=tests/reliability

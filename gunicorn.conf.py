@@ -7,8 +7,8 @@ preload_app is off by default: each worker builds its own app, engine, Redis cli
 tracer after fork, so nothing with a socket or a thread ever crosses a fork. The master
 imports the app's modules, though (not the app): a worker forked with them loaded boots
 in milliseconds instead of ~0.9 s of CPU, which max_requests recycling would otherwise
-pay over and over. The engine is fork-safe either way (app/db.py drops inherited pools),
-so GUNICORN_PRELOAD_APP=true only adds sharing the app object itself.
+pay over and over. The engine is fork-safe either way (app/foundation/database.py drops
+inherited pools), so GUNICORN_PRELOAD_APP=true only adds sharing the app object itself.
 """
 
 from __future__ import annotations
@@ -16,12 +16,11 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from app.config import load_settings_or_exit
-from app.logging import logging_config, skip_unused_record_fields
+from app.foundation.config import load_settings_or_exit
+from app.foundation.logs import logging_config, skip_unused_record_fields
 
 settings = load_settings_or_exit()
 logger = logging.getLogger("app.lifecycle")
@@ -32,8 +31,10 @@ logger = logging.getLogger("app.lifecycle")
 METRICS_DIR = Path(
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="users-api-metrics-"))
 )
-from app.metrics_exposition import MetricFiles, reset_directory, serve_metrics  # noqa: E402
-from app.tracing import create_tracer_provider  # noqa: E402
+from app.foundation.tracing import create_tracer_provider  # noqa: E402
+from app.master.drain import Drain  # noqa: E402
+from app.master.metrics_exposition import MetricFiles, reset_directory, serve_metrics  # noqa: E402
+from app.web.services import services  # noqa: E402
 
 METRICS_DIR.mkdir(parents=True, exist_ok=True)
 metric_files = MetricFiles(METRICS_DIR)
@@ -45,10 +46,13 @@ import app.wsgi  # noqa: E402, F401
 
 # Readiness shared by every worker: the master gets SIGTERM, the workers must all answer
 # /readyz 503 at once. The master creates this file; each worker's /readyz checks it.
-DRAIN_FLAG = Path(
-    os.environ.setdefault(
-        "DRAIN_FLAG_FILE", str(Path(tempfile.mkdtemp(prefix="users-api-run-")) / "draining")
-    )
+drain = Drain(
+    Path(
+        os.environ.setdefault(
+            "DRAIN_FLAG_FILE", str(Path(tempfile.mkdtemp(prefix="users-api-run-")) / "draining")
+        )
+    ),
+    seconds=settings.shutdown_drain_seconds,
 )
 
 wsgi_app = "app.wsgi:build()"
@@ -85,28 +89,11 @@ proc_name = settings.service_name
 
 def on_starting(server: Any) -> None:
     reset_directory(METRICS_DIR)
-    DRAIN_FLAG.unlink(missing_ok=True)
-
-
-def _drain_before_stopping(server: Any) -> None:
-    """Make SIGTERM a drain first: readiness fails in every worker while they keep
-    serving for SHUTDOWN_DRAIN_SECONDS, so load balancers stop routing here before the
-    listeners close (sync workers drop connections still in the backlog when they stop:
-    gunicorn #3397). Gunicorn has no pre-shutdown hook (#3181), so its TERM handler is
-    wrapped; the master's loop pauses during the drain, the workers do not."""
-    stop = server.handle_term
-
-    def handle_term() -> None:
-        DRAIN_FLAG.touch()
-        logger.info("draining before shutdown", extra={"seconds": settings.shutdown_drain_seconds})
-        time.sleep(settings.shutdown_drain_seconds)
-        stop()
-
-    server.handle_term = handle_term
+    drain.reset()
 
 
 def when_ready(server: Any) -> None:
-    _drain_before_stopping(server)
+    drain.install(server)
     assert settings.database_url is not None
     if settings.metrics_enabled:
         serve_metrics(
@@ -144,9 +131,8 @@ def worker_exit(server: Any, worker: Any) -> None:
         provider.shutdown()  # flush the spans still batched
     # Close pooled connections cleanly so PostgreSQL sees a goodbye, not a dropped socket.
     app = getattr(worker, "wsgi", None)
-    extensions = getattr(app, "extensions", {})
-    if "db" in extensions:
-        extensions["db"].dispose()
+    if app is not None:
+        services(app).close()
 
 
 def on_exit(server: Any) -> None:

@@ -7,13 +7,13 @@ import logging
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from app.config import load_settings_or_exit
-from app.db import Base
-from app.exports import models as _export_models  # noqa: F401 - registers tables on Base
-from app.idempotency import IdempotencyKey as _idempotency  # noqa: F401
-from app.logging import configure_logging
-from app.outbox import OutboxMessage as _outbox  # noqa: F401
-from app.users import models as _users_models  # noqa: F401
+from app.features.exports import models as _export_models  # noqa: F401 - registers tables on Base
+from app.features.users import models as _users_models  # noqa: F401
+from app.foundation.config import load_settings_or_exit
+from app.foundation.database import Base
+from app.foundation.logs import configure_logging
+from app.jobs.outbox import OutboxMessage as _outbox  # noqa: F401
+from app.web.idempotency import IdempotencyKey as _idempotency  # noqa: F401
 
 config = context.config
 

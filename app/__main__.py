@@ -1,23 +1,19 @@
 """`python -m app`: operator commands over the same Settings as the web process.
 
     python -m app config [--log-level L]   print the effective settings, secrets masked
-    python -m app dev                      run the development stack (make run)
 
-Flags override the environment, which overrides .env, which overrides the defaults.
+Flags override the environment, which overrides var/stack.env (written by `make run`),
+which overrides .env, which overrides the defaults.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
 import orjson
 
-from app.config import ConfigError, exit_on_config_error, load_settings
-from app.devstack import run_dev_stack
-from app.logging import configure_logging
-from app.migrations import PROJECT_ROOT
+from app.foundation.config import load_settings_or_exit
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -26,23 +22,15 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, help="overrides PORT")
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("config", help="print the effective settings, secrets masked")
-    dev = commands.add_parser("dev", help="run the development stack")
-    dev.add_argument("--var-dir", type=Path, default=PROJECT_ROOT / "var")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    try:
-        settings = load_settings(log_level=args.log_level, port=args.port)
-        if args.command == "config":
-            sys.stdout.write(orjson.dumps(settings.redacted(), option=orjson.OPT_INDENT_2).decode())
-            sys.stdout.write("\n")
-            return 0
-        configure_logging(settings.log_level)
-        return run_dev_stack(settings, args.var_dir)
-    except ConfigError as error:
-        exit_on_config_error(error)
+    settings = load_settings_or_exit(log_level=args.log_level, port=args.port)
+    sys.stdout.write(orjson.dumps(settings.redacted(), option=orjson.OPT_INDENT_2).decode())
+    sys.stdout.write("\n")
+    return 0
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Flask
 
-from app.config import load_settings_or_exit
 from app.factory import create_app
+from app.foundation.config import load_settings_or_exit
 
 
 def build() -> Flask:

@@ -18,17 +18,18 @@ from pathlib import Path
 from pyinstrument import Profiler
 from pyinstrument.renderers import ConsoleRenderer
 
-from tests.otlp import OtlpReceiver
+from devtools.otlp_receiver import OtlpReceiver
 
 REQUESTS = 3000
 
 
 def profile_get_user(database_url: str, redis_url: str, user_id: str, output: Path) -> None:
     os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="bench-metrics-"))
-    from app.config import Settings
     from app.factory import create_app
-    from app.logging import configure_logging
-    from app.tracing import create_tracer_provider
+    from app.foundation.config import Settings
+    from app.foundation.logs import configure_logging
+    from app.foundation.tracing import create_tracer_provider
+    from app.web.services import services
 
     receiver = OtlpReceiver().start()
     settings = Settings(
@@ -53,7 +54,7 @@ def profile_get_user(database_url: str, redis_url: str, user_id: str, output: Pa
         for _ in range(REQUESTS):
             client.get(f"/api/v1/users/{user_id}", buffered=True)
         profiler.stop()
-        app.extensions["db"].dispose()
+        services(app).close()
         if provider is not None:
             provider.shutdown()
     receiver.stop()

@@ -27,8 +27,8 @@ import psycopg
 from redis import Redis
 from rq import Queue, SimpleWorker, Worker
 
-from tests.otlp import OtlpReceiver
-from tests.processes import descendants, free_port, http_call
+from devtools.otlp_receiver import OtlpReceiver
+from devtools.processes import descendants, free_port, http_call
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -247,7 +247,7 @@ def job_benchmarks(database_url: str, redis_url: str) -> dict[str, Any]:
         ids = [str(r[0]) for r in connection.execute("SELECT id FROM users").fetchall()]
     queue = Queue("default", connection=redis)
     for user_id in ids:
-        queue.enqueue("app.users.welcome_email.send_welcome_email", kwargs={"user_id": user_id})
+        queue.enqueue("app.features.users.jobs.send_welcome_email", kwargs={"user_id": user_id})
     elapsed = _run_worker([sys.executable, "-m", "worker", "--burst"], env)
     results["welcome-email jobs/s, forking Worker (console mailer, incl. start)"] = count / elapsed
     redis.flushdb()
@@ -276,7 +276,7 @@ def export_benchmarks(database_url: str, redis_url: str) -> dict[str, Any]:
                 (export_id,),
             )
         Queue("exports", connection=redis).enqueue(
-            "app.exports.job.run_export", kwargs={"export_id": str(export_id)}
+            "app.features.exports.jobs.run_export", kwargs={"export_id": str(export_id)}
         )
         argv = [sys.executable, "-m", "worker", "--burst"]
         process = subprocess.Popen(

@@ -12,10 +12,12 @@ from flask.testing import FlaskClient
 from redis import Redis
 from sqlalchemy import text
 
-from app.config import Settings
-from app.db import Base, Database
 from app.factory import create_app
-from app.migrations import upgrade_to_head
+from app.foundation.config import Settings
+from app.foundation.database import Base
+from app.foundation.migrations import upgrade_to_head
+from app.web.services import services
+from app.web.sessions import Database
 from tests.servers import fresh_database, postgres_server, redis_server
 
 
@@ -67,8 +69,7 @@ def settings(database_url: str, redis_url: str) -> Settings:
 def app(settings: Settings) -> Iterator[Flask]:
     app = create_app(settings)
     yield app
-    app.extensions["db"].dispose()
-    app.extensions["redis"].close()
+    services(app).close()
 
 
 @pytest.fixture
@@ -84,7 +85,7 @@ def redis_db(redis_url: str) -> Iterator[Redis]:
 def db(app: Flask, redis_db: Redis) -> Iterator[Database]:
     """The app's database (and Redis DB), emptied after the test: tests also run real
     servers and workers on them, so a rolled-back transaction would not do."""
-    database: Database = app.extensions["db"]
+    database: Database = services(app).database
     yield database
     empty_database(database)
 

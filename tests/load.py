@@ -7,7 +7,7 @@ import threading
 import time
 from collections import Counter
 
-from tests.processes import http_call
+from devtools.processes import http_call
 
 
 class BalancedLoad:

@@ -14,7 +14,7 @@ from redis import Redis
 from redis.connection import parse_url
 from sqlalchemy.engine import make_url
 
-from app.embedded import EmbeddedPostgres, EmbeddedRedis
+from devtools.embedded import EmbeddedPostgres, EmbeddedRedis
 
 # A Redis DB number of our own on a shared server, unless TEST_REDIS_URL names one.
 DEFAULT_TEST_REDIS_DB = 13

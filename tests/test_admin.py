@@ -10,6 +10,7 @@ from flask import Flask
 from redis import Redis
 
 from app.factory import create_app
+from app.web.services import services
 from tests.conftest import make_settings
 
 TOKEN = "t" * 40
@@ -21,7 +22,7 @@ def admin_app(database_url: str, redis_url: str) -> Iterator[Flask]:
         make_settings(database_url=database_url, redis_url=redis_url, admin_token=TOKEN)
     )
     yield app
-    app.extensions["db"].dispose()
+    services(app).close()
 
 
 def test_admin_is_off_without_a_configured_token(app: Flask) -> None:
@@ -41,7 +42,7 @@ def test_admin_requires_the_bearer_token(
         assert response.mimetype == "application/problem+json"
         assert response.headers["WWW-Authenticate"].lower().startswith("bearer")
 
-    with caplog.at_level(logging.INFO, logger="app.admin"):
+    with caplog.at_level(logging.INFO, logger="app.features.admin"):
         response = client.get("/admin/config", headers={"Authorization": f"Bearer {TOKEN}"})
 
     assert response.status_code == 200

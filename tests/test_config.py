@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
-from app.config import ConfigError, load_settings, mask_url
-from tests.processes import PROJECT_ROOT
+from app.foundation.config import ConfigError, load_settings, mask_url
+from devtools.processes import PROJECT_ROOT
 
 SECRET = "s3cr3t-Pa55word"
 

@@ -13,9 +13,9 @@ import pytest
 import yaml
 from redis import Redis
 
-from app.db import Database
+from app.web.sessions import Database
+from devtools.processes import PROJECT_ROOT, free_port, http_call, scrape, start_web, worker
 from tests.conftest import make_settings, worker_env
-from tests.processes import PROJECT_ROOT, free_port, http_call, scrape, start_web, worker
 
 DASHBOARD = PROJECT_ROOT / "deploy/grafana/dashboards/users-service.json"
 ALERTS = PROJECT_ROOT / "deploy/prometheus/alerts.yml"

@@ -8,7 +8,8 @@ from flask import Flask
 from psycopg.pq import TransactionStatus
 from sqlalchemy import Engine, text
 
-from app.db import Database, create_db_engine
+from app.foundation.database import create_db_engine
+from app.web.sessions import Database
 from tests.conftest import make_settings
 from tests.servers import _libpq
 
@@ -30,7 +31,7 @@ def test_an_idle_connection_killed_by_the_server_is_replaced_at_checkout(
             admin.execute("SELECT pg_terminate_backend(%s)", (first,))
         # The pooled connection is dead; once it has been idle past the window, checkout
         # pings it, throws it away and opens another: the caller never sees an error.
-        monkeypatch.setattr("app.db.PING_AFTER_IDLE_SECONDS", 0.0)
+        monkeypatch.setattr("app.foundation.database.PING_AFTER_IDLE_SECONDS", 0.0)
         assert _backend_pid(engine) != first
     finally:
         engine.dispose()
@@ -53,7 +54,7 @@ def test_reads_run_without_a_transaction_and_writes_within_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Every checkout pings first: the ping must leave the connection ready for autocommit.
-    monkeypatch.setattr("app.db.PING_AFTER_IDLE_SECONDS", 0.0)
+    monkeypatch.setattr("app.foundation.database.PING_AFTER_IDLE_SECONDS", 0.0)
     with app.test_request_context(method=method):
         session = db.session
         assert session.execute(text("SELECT 1")).scalar_one() == 1

@@ -17,9 +17,9 @@ import pytest
 import yaml
 from flask import Flask
 
-from app.config import Settings
-from app.health.routes import bp as health_blueprint
-from tests.processes import PROJECT_ROOT
+from app.features.health.routes import bp as health_blueprint
+from app.foundation.config import Settings
+from devtools.processes import PROJECT_ROOT
 
 BIN = Path(sys.executable).parent
 K8S = PROJECT_ROOT / "deploy/k8s"

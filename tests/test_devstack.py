@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.processes import ServerProcess, free_port, http_call
+from devtools.processes import ServerProcess, free_port, http_call
 
 
 def test_dev_stack_serves_users_with_nothing_external_and_stops_cleanly(tmp_path: Path) -> None:

@@ -9,9 +9,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.config import Settings
 from app.factory import create_app
-from app.logging import RequestContextFilter
+from app.foundation.config import Settings
+from app.foundation.logs import RequestContextFilter
+from app.web.services import services
 
 PROBLEM_FIELDS = {"type", "title", "status", "detail", "instance", "request_id"}
 
@@ -98,7 +99,7 @@ def test_unexpected_exception_is_500_without_internals_and_logged(
     record = next(r for r in caplog.records if r.getMessage() == "unhandled exception")
     assert record.exc_info is not None
     assert record.request_id == body["request_id"]  # type: ignore[attr-defined]
-    app.extensions["db"].dispose()
+    services(app).close()
 
 
 def test_request_id_is_echoed_when_well_formed_and_replaced_otherwise(app: Flask) -> None:
@@ -117,7 +118,7 @@ def test_statement_timeout_is_a_503_problem_and_a_log_line(
 ) -> None:
     from sqlalchemy import text
 
-    from app.db import request_session
+    from app.web.services import request_session
 
     app = create_app(settings.model_copy(update={"db_statement_timeout_ms": 100}))
 
@@ -134,7 +135,7 @@ def test_statement_timeout_is_a_503_problem_and_a_log_line(
     assert response.headers["Retry-After"] == "1"
     record = next(r for r in caplog.records if r.getMessage() == "database unavailable")
     assert record.error == "QueryCanceled"  # type: ignore[attr-defined]
-    app.extensions["db"].dispose()
+    services(app).close()
 
 
 def test_flask_debug_cannot_be_switched_on(
@@ -147,4 +148,4 @@ def test_flask_debug_cannot_be_switched_on(
         assert not app.debug
         assert not app.config["PROPAGATE_EXCEPTIONS"]
     finally:
-        app.extensions["db"].dispose()
+        services(app).close()

@@ -12,11 +12,11 @@ from flask.testing import FlaskClient
 from redis import Redis
 from sqlalchemy import text
 
-from app.config import Settings
-from app.db import Database
+from app.foundation.config import Settings
+from app.web.sessions import Database
+from devtools.processes import worker
 from tests.conftest import worker_env
 from tests.factories import create_user
-from tests.processes import worker
 
 USERS = 100_000
 
@@ -154,7 +154,7 @@ def test_csv_quotes_every_cell_and_no_cell_becomes_a_spreadsheet_formula(
 def test_housekeeping_deletes_expired_exports_and_their_chunks(
     client: FlaskClient, db: Database, redis_db: Redis
 ) -> None:
-    from app.exports.service import delete_expired_exports
+    from app.features.exports.service import delete_expired_exports
 
     client.post("/api/v1/exports")
     client.post("/api/v1/exports")

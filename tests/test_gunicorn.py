@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from app.db import Database
-from tests.processes import ServerProcess, free_port, gunicorn, http_call, start_web
+from app.web.sessions import Database
+from devtools.processes import ServerProcess, free_port, gunicorn, http_call, start_web
 
 
 @pytest.fixture

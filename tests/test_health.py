@@ -10,9 +10,10 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from app.embedded import EmbeddedPostgres, EmbeddedRedis
 from app.factory import create_app
-from app.migrations import upgrade_to_head
+from app.foundation.migrations import upgrade_to_head
+from app.web.services import services
+from devtools.embedded import EmbeddedPostgres, EmbeddedRedis
 from tests.conftest import make_settings
 from tests.servers import fresh_database
 
@@ -29,7 +30,7 @@ def test_healthz_and_readyz_when_everything_is_up(client: FlaskClient) -> None:
 
 
 def test_readyz_is_503_while_shutting_down(app: Flask, client: FlaskClient) -> None:
-    readiness = app.extensions["readiness"]
+    readiness = services(app).readiness
     readiness.shutting_down = True
     try:
         response = client.get("/readyz")
@@ -47,7 +48,7 @@ def test_startupz_waits_for_the_schema_to_reach_head(postgres_url: str, redis_ur
         assert client.get("/startupz").status_code == 503
         upgrade_to_head(url)
         assert client.get("/startupz").json == {"status": "started"}
-        app.extensions["db"].dispose()
+        services(app).close()
 
 
 @pytest.fixture
@@ -59,7 +60,7 @@ def owned_servers(tmp_path: Path) -> Iterator[tuple[EmbeddedPostgres, EmbeddedRe
         upgrade_to_head(url)
         app = create_app(make_settings(database_url=url, redis_url=redis.url()))
         yield postgres, redis, app
-        app.extensions["db"].dispose()
+        services(app).close()
         postgres.start()
     postgres.close()
     redis.close()

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from app.db import Database
-from tests.processes import PROJECT_ROOT, ServerProcess, start_web
+from app.web.sessions import Database
+from devtools.processes import PROJECT_ROOT, ServerProcess, start_web
 
 TOKEN = "hostile-input-admin-token-0123456789"
 USER = {"email": "ann@example.com", "name": "Ann"}

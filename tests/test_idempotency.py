@@ -8,7 +8,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import text
 
-from app.db import Database
+from app.web.sessions import Database
 from tests.factories import user_payload
 
 
@@ -85,7 +85,7 @@ def test_concurrent_requests_with_one_key_create_one_user(app: Flask, db: Databa
 
 
 def test_expired_keys_are_deleted(client: FlaskClient, db: Database) -> None:
-    from app.idempotency import delete_expired_keys
+    from app.foundation.idempotency_keys import delete_expired_keys
 
     client.post("/api/v1/users", json=user_payload(), headers={"Idempotency-Key": "old"})
     with db.engine.begin() as connection:

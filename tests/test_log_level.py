@@ -10,10 +10,11 @@ from pathlib import Path
 from flask import Flask
 from redis import Redis
 
-from app.db import Database
 from app.factory import create_app
+from app.web.services import services
+from app.web.sessions import Database
+from devtools.processes import ServerProcess, http_call, start_web, worker
 from tests.conftest import make_settings, worker_env
-from tests.processes import ServerProcess, http_call, start_web, worker
 
 TOKEN = "x" * 40
 
@@ -90,8 +91,8 @@ def test_put_log_level_reaches_every_web_and_worker_process(
 
         # A worker started later begins at the current level.
         late = create_app(make_settings(database_url=database_url, redis_url=redis_url))
-        assert late.extensions["log_level"].current() == "debug"
-        late.extensions["db"].dispose()
+        assert services(late).log_level.current() == "debug"
+        services(late).close()
     finally:
         web.kill()
         for process in workers:
@@ -101,4 +102,4 @@ def test_put_log_level_reaches_every_web_and_worker_process(
 def test_log_level_is_read_from_settings_without_redis_override(
     app: Flask, redis_db: Redis
 ) -> None:
-    assert app.extensions["log_level"].current() == "debug"
+    assert services(app).log_level.current() == "debug"

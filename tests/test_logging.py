@@ -6,7 +6,7 @@ import io
 import json
 import logging
 
-from app.logging import JsonFormatter, RequestContextFilter, request_context
+from app.foundation.logs import JsonFormatter, RequestContextFilter, request_context
 
 
 def _format_one(emit: object) -> dict[str, object]:

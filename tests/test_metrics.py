@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from app.db import Database
-from tests.processes import ServerProcess, descendants, free_port, http_call, scrape, start_web
+from app.web.sessions import Database
+from devtools.processes import ServerProcess, descendants, free_port, http_call, scrape, start_web
 
 ROUTE = "/api/v1/users/<uuid:user_id>"
 

@@ -5,7 +5,12 @@ from __future__ import annotations
 from alembic import command
 from sqlalchemy import create_engine, inspect
 
-from app.migrations import alembic_config, head_revisions, schema_revisions, upgrade_to_head
+from app.foundation.migrations import (
+    alembic_config,
+    head_revisions,
+    schema_revisions,
+    upgrade_to_head,
+)
 from tests.servers import fresh_database
 
 

@@ -12,8 +12,8 @@ from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
-from app.db import Database
-from app.openapi.document import build_document
+from app.features.openapi.document import build_document
+from app.web.sessions import Database
 from tests.conftest import empty_database
 
 # Derandomized: the same inputs every run, so a failure reproduces; the budget keeps

@@ -12,16 +12,17 @@ from pydantic import SecretStr
 from redis import Redis
 from sqlalchemy import select, text
 
-from app.config import Settings
-from app.db import Database
-from app.embedded import EmbeddedRedis
 from app.factory import create_app
-from app.jobqueue import JobQueue
-from app.outbox import OutboxMessage, OutboxRelay
+from app.foundation.config import Settings
+from app.jobs.outbox import OutboxMessage, OutboxRelay
+from app.jobs.queue import JobQueue
+from app.web.services import services
+from app.web.sessions import Database
+from devtools.embedded import EmbeddedRedis
+from devtools.processes import free_port, worker
+from devtools.smtp_sink import SmtpSink
 from tests.conftest import worker_env
 from tests.factories import user_payload
-from tests.processes import free_port, worker
-from tests.smtp import SmtpSink
 
 
 @pytest.fixture
@@ -37,7 +38,7 @@ def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
 def outage_app(settings: Settings, own_redis: EmbeddedRedis, db: Database) -> Iterator[Flask]:
     app = create_app(settings.model_copy(update={"redis_url": SecretStr(own_redis.url())}))
     yield app
-    app.extensions["db"].dispose()
+    services(app).close()
 
 
 def _relay(db: Database, redis: Redis, settings: Settings, **timing: int) -> OutboxRelay:
@@ -65,7 +66,7 @@ def test_users_are_created_while_redis_is_down_and_every_email_goes_out_once_aft
 
     assert statuses == [201] * 200
     assert elapsed < 20, "a Redis outage must not slow user creation down"
-    assert _pending(outage_app.extensions["db"]) == 200
+    assert _pending(services(outage_app).database) == 200
 
     own_redis.start()
     sink = SmtpSink(free_port()).start()
@@ -81,7 +82,7 @@ def test_users_are_created_while_redis_is_down_and_every_email_goes_out_once_aft
     recipients = [str(message["To"]) for message in sink.messages]
     assert len(messages) == 200
     assert len(set(recipients)) == 200, "no email may be sent twice"
-    assert _pending(outage_app.extensions["db"]) == 0
+    assert _pending(services(outage_app).database) == 0
 
 
 def test_relay_re_enqueues_a_job_lost_from_redis_but_leaves_a_queued_one(
@@ -89,7 +90,7 @@ def test_relay_re_enqueues_a_job_lost_from_redis_but_leaves_a_queued_one(
 ) -> None:
     client = app.test_client()
     client.post("/api/v1/users", json=user_payload())
-    queue = app.extensions["jobs"].queue("default")
+    queue = services(app).jobs.queue("default")
     assert queue.count == 1  # dispatched right after the commit
 
     relay = _relay(db, redis_db, settings, redispatch_seconds=1)

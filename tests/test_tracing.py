@@ -11,10 +11,10 @@ import pytest
 from opentelemetry.sdk.trace.sampling import TraceIdRatioBased
 from redis import Redis
 
-from app.db import Database
+from app.web.sessions import Database
+from devtools.otlp_receiver import OtlpReceiver, ReceivedSpan
+from devtools.processes import http_call, start_web, worker
 from tests.conftest import make_settings, worker_env
-from tests.otlp import OtlpReceiver, ReceivedSpan
-from tests.processes import http_call, start_web, worker
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_one_trace_holds_the_request_its_sql_and_the_job_it_caused(
     spans = receiver.wait_for(complete, timeout=20)
     [request] = [s for s in spans if s.name == "POST /api/v1/users"]
     trace = [s for s in spans if s.trace_id == request.trace_id]
-    [job] = [s for s in trace if s.name == "job app.users.welcome_email.send_welcome_email"]
+    [job] = [s for s in trace if s.name == "job app.features.users.jobs.send_welcome_email"]
     sql = [s for s in trace if s.attributes.get("db.system") == "postgresql"]
     request_sql = [s for s in sql if _descends_from(s, request, trace)]
     job_sql = [s for s in sql if _descends_from(s, job, trace)]

@@ -14,17 +14,18 @@ from flask.testing import FlaskClient
 from redis import Redis
 from sqlalchemy import select, text
 
-from app.config import Settings
-from app.db import Database
 from app.factory import create_app
-from app.job_context import JobContext, install_job_context
-from app.mail import create_mailer
-from app.outbox import OutboxMessage
-from app.users.welcome_email import send_welcome_email
+from app.features.users.jobs import send_welcome_email
+from app.foundation.config import Settings
+from app.foundation.mail import create_mailer
+from app.jobs.context import JobContext, install_job_context
+from app.jobs.outbox import OutboxMessage
+from app.web.services import services
+from app.web.sessions import Database
+from devtools.processes import ServerProcess, free_port, kill_tree, scrape, worker
+from devtools.smtp_sink import SmtpSink
 from tests.conftest import worker_env
 from tests.factories import create_user
-from tests.processes import ServerProcess, free_port, kill_tree, scrape, worker
-from tests.smtp import SmtpSink
 
 
 @pytest.fixture
@@ -188,12 +189,12 @@ def test_exhausted_job_lands_in_failed_registry_and_can_be_requeued(
         failed: list[dict[str, object]] = []
         while not failed and time.monotonic() < deadline:
             time.sleep(0.2)
-            failed = app.extensions["jobs"].failed_jobs(settings.queue_names)
+            failed = services(app).jobs.failed_jobs(settings.queue_names)
         assert run.terminate() == 0
     finally:
         run.kill()
     assert len(failed) == 1
-    assert failed[0]["func"] == "app.users.welcome_email.send_welcome_email"
+    assert failed[0]["func"] == "app.features.users.jobs.send_welcome_email"
 
     listing = worker(env, tmp_path / "list.log", "failed", "list")
     assert listing.process.wait(30) == 0
@@ -212,7 +213,7 @@ def test_exhausted_job_lands_in_failed_registry_and_can_be_requeued(
     finally:
         sink.stop()
     assert _sent_at(db, user["id"]) is not None
-    app.extensions["db"].dispose()
+    services(app).close()
 
 
 def test_check_reports_a_fresh_heartbeat_only_while_the_worker_runs(
@@ -256,7 +257,7 @@ def test_worker_metrics_count_jobs_and_queues(
     try:
         sink.wait_for(2, timeout=30)
         deadline = time.monotonic() + 10
-        job = (("job", "app.users.welcome_email.send_welcome_email"),)
+        job = (("job", "app.features.users.jobs.send_welcome_email"),)
         samples = scrape(metrics_port)
         while samples.get(("rq_jobs_finished_total", job)) != 2 and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -30,20 +30,19 @@ from redis.exceptions import RedisError
 from rq.job import Job
 from sqlalchemy.orm import sessionmaker
 
-from app.config import Settings, load_settings_or_exit
-from app.db import create_db_engine
-from app.exports.job import USERS_EXPORT
-from app.exports.service import delete_expired_exports
-from app.idempotency import delete_expired_keys
-from app.job_context import JobContext, install_job_context
-from app.jobqueue import JobQueue
-from app.log_level import LogLevelSync, log_level_key
-from app.logging import configure_logging
-from app.mail import create_mailer
-from app.outbox import OutboxRelay, mark_completed
-from app.redis_client import create_redis
-from app.tracing import instrument, job_span
-from app.users.welcome_email import WELCOME_EMAIL
+from app.features.exports.service import delete_expired_exports
+from app.features.job_kinds import JOB_KINDS, queues_of
+from app.foundation.config import Settings, load_settings_or_exit
+from app.foundation.database import create_db_engine
+from app.foundation.idempotency_keys import delete_expired_keys
+from app.foundation.log_level import LogLevelSync, log_level_key
+from app.foundation.logs import configure_logging
+from app.foundation.mail import create_mailer
+from app.foundation.redis_client import create_redis
+from app.foundation.tracing import instrument_clients, job_span
+from app.jobs.context import JobContext, install_job_context
+from app.jobs.outbox import OutboxRelay, mark_completed
+from app.jobs.queue import JobQueue
 from worker.heartbeat import is_fresh
 from worker.metrics import WorkerMetrics
 from worker.service_worker import ServiceWorker
@@ -68,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def run_worker(settings: Settings, *, burst: bool, name: str | None) -> int:
     engine = create_db_engine(settings)
-    instrument(settings)
+    instrument_clients(settings)
     sessions = sessionmaker(engine, expire_on_commit=False)
     install_job_context(JobContext(settings, engine, sessions, create_mailer(settings)))
     redis = create_redis(settings)
@@ -98,7 +97,7 @@ def run_worker(settings: Settings, *, burst: bool, name: str | None) -> int:
 
     LogLevelSync(redis, key=log_level_key(settings), default=settings.log_level).ensure_running()
     queues = [jobs.queue(name) for name in settings.queue_names]
-    metrics = WorkerMetrics(queues, [WELCOME_EMAIL.func, USERS_EXPORT.func])
+    metrics = WorkerMetrics(queues, [kind.func for kind in JOB_KINDS])
     if settings.worker_metrics_port:
         metrics.serve(settings.host, settings.worker_metrics_port)
     worker = ServiceWorker(
@@ -138,11 +137,11 @@ def run_worker(settings: Settings, *, burst: bool, name: str | None) -> int:
 def _failed(settings: Settings, action: str, job_id: str | None) -> int:
     jobs = JobQueue(create_redis(settings), settings)
     if action == "list":
-        for job in jobs.failed_jobs(settings.queue_names):
+        for job in jobs.failed_jobs(queues_of()):
             sys.stdout.write(orjson.dumps(job).decode() + "\n")
         return 0
     assert job_id is not None
-    if jobs.requeue_failed(job_id, settings.queue_names):
+    if jobs.requeue_failed(job_id, queues_of()):
         logger.info("failed job requeued", extra={"job_id": job_id})
         return 0
     logger.error("no failed job with this id", extra={"job_id": job_id})

@@ -18,7 +18,7 @@ from rq.job import Job, JobStatus
 from rq.worker.base import WorkerStatus
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.logging import request_context
+from app.foundation.logs import request_context
 from worker.heartbeat import beat
 from worker.metrics import WorkerMetrics
 

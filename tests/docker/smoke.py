@@ -28,7 +28,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from tests.processes import PROJECT_ROOT, free_port, http_call
+from devtools.processes import PROJECT_ROOT, free_port, http_call
 
 IMAGE = "users-service:docker-test"
 LOCAL_BASE = "users-service-base:bookworm"

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from _pytest.terminal import TerminalReporter
 
-from app.embedded import EmbeddedPostgres, EmbeddedRedis
-from app.migrations import upgrade_to_head
-from tests.processes import ServerProcess
-from tests.processes import start_web as start_gunicorn
+from app.foundation.migrations import upgrade_to_head
+from devtools.embedded import EmbeddedPostgres, EmbeddedRedis
+from devtools.processes import ServerProcess
+from devtools.processes import start_web as start_gunicorn
 from tests.servers import fresh_database
 
 

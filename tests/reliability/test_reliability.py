@@ -7,11 +7,11 @@ import signal
 import time
 from pathlib import Path
 
+from devtools.processes import descendants, free_port, http_call, kill_tree, worker
+from devtools.smtp_sink import SmtpSink
 from tests.conftest import make_settings, worker_env
 from tests.load import BalancedLoad
-from tests.processes import descendants, free_port, http_call, kill_tree, worker
 from tests.reliability.conftest import OwnedServers, Row, start_web
-from tests.smtp import SmtpSink
 
 LOAD_CLIENTS = 4
 

@@ -21,11 +21,11 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from redis import Redis
 from sqlalchemy.engine import make_url
 
-from tests.otlp import OtlpReceiver
-from tests.processes import free_port, http_call, worker
-from tests.processes import start_web as start_gunicorn
+from devtools.otlp_receiver import OtlpReceiver
+from devtools.processes import free_port, http_call, worker
+from devtools.processes import start_web as start_gunicorn
+from devtools.smtp_sink import SmtpSink
 from tests.reliability.conftest import OwnedServers
-from tests.smtp import SmtpSink
 
 SECRETS = {
     "database password": f"pg-{secrets.token_hex(8)}",

@@ -1,0 +1,84 @@
+"""Rules of exports: create, read, stream, expire. No HTTP here."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+from redis.exceptions import RedisError
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from app.features.exports.jobs import USERS_EXPORT
+from app.features.exports.models import Export, ExportChunk
+from app.jobs.outbox import Outbox, add_job
+from app.jobs.queue import JobQueue
+
+
+class ExportNotFound(Exception):
+    """No export has that id."""
+
+
+class ExportExpired(Exception):
+    """The export existed but its time to live has passed."""
+
+
+class ExportNotReady(Exception):
+    """The export has not finished."""
+
+
+class ExportService:
+    def __init__(
+        self, session: Session, outbox: Outbox, jobs: JobQueue, *, ttl_seconds: int
+    ) -> None:
+        self._session = session
+        self._outbox = outbox
+        self._jobs = jobs
+        self._ttl = timedelta(seconds=ttl_seconds)
+
+    def create(self) -> Export:
+        """Record the export and its job in one transaction."""
+        export = Export(id=uuid.uuid4(), expires_at=datetime.now(UTC) + self._ttl)
+        self._session.add(export)
+        message = add_job(self._session, USERS_EXPORT, export_id=str(export.id))
+        self._session.commit()
+        self._outbox.dispatch(self._session, [message])
+        return export
+
+    def get(self, export_id: uuid.UUID) -> Export:
+        export = self._session.get(Export, export_id)
+        if export is None:
+            raise ExportNotFound(export_id)
+        if export.expires_at <= datetime.now(UTC):
+            raise ExportExpired(export_id)
+        return export
+
+    def worker_warning(self, export: Export) -> str | None:
+        """Why a queued export may not move: no worker on its queue, or no queue at all."""
+        if export.status != "queued":
+            return None
+        try:
+            if self._jobs.live_workers(USERS_EXPORT.queue) == 0:
+                return f"no worker is listening on queue '{USERS_EXPORT.queue}'"
+        except RedisError:
+            return "the job queue (Redis) is unreachable; the export will start when it is back"
+        return None
+
+    def chunks(self, export: Export) -> Iterator[bytes]:
+        """The CSV, one stored chunk at a time: memory stays flat for any size."""
+        if export.status != "finished":
+            raise ExportNotReady(export.id)
+        for seq in range(1, export.chunk_count + 1):
+            yield self._session.scalars(
+                select(ExportChunk.data).where(
+                    ExportChunk.export_id == export.id, ExportChunk.seq == seq
+                )
+            ).one()
+
+
+def delete_expired_exports(session: Session) -> int:
+    """Remove expired exports and, by cascade, their CSV chunks."""
+    with session.begin():
+        result = session.execute(delete(Export).where(Export.expires_at <= datetime.now(UTC)))
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -1,0 +1,141 @@
+"""What the users API accepts and returns, and its opaque pagination cursor."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Self
+
+import orjson
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
+
+from app.features.users.models import Position
+
+
+def _normalise_email(value: str) -> str:
+    try:
+        checked = validate_email(value, check_deliverability=False)
+    except EmailNotValidError as exc:
+        raise ValueError(str(exc)) from None
+    # Addresses are unique without regard to case: nobody expects Ann@x and ann@x to differ.
+    return checked.normalized.lower()
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+# What the contract promises about an email, in terms a client (or fuzzer) can check.
+EMAIL_SCHEMA = {
+    "type": "string",
+    "format": "email",
+    "maxLength": 254,
+    "description": "Compared and stored in lower case. Reserved domains (.test, .invalid, "
+    ".localhost, ...) cannot receive email and are refused.",
+    "not": {"pattern": f"[@.]({'|'.join(map(_any_case, SPECIAL_USE_DOMAIN_NAMES))})$"},
+}
+Email = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, max_length=254),
+    AfterValidator(_normalise_email),
+    WithJsonSchema(EMAIL_SCHEMA),
+]
+# Printable text with at least one visible character: control characters (NUL, which
+# PostgreSQL cannot store, newlines that forge log lines in other systems) are refused.
+NAME_PATTERN = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NAME_PATTERN),
+]
+
+
+class _Input(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class UserCreate(_Input):
+    email: Email
+    name: Name
+
+
+def _absent() -> Any:
+    """The value of a patch field that was not sent. Defaults are not validated, so the
+    field's type can stay non-nullable and an explicit null is refused."""
+    return None
+
+
+class UserPatch(_Input):
+    """A JSON merge patch of a user: the fields present are changed (null is refused:
+    neither field can be removed)."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    email: Email = Field(default_factory=_absent)
+    name: Name = Field(default_factory=_absent)
+
+    @model_validator(mode="after")
+    def _has_changes(self) -> Self:
+        if not self.model_fields_set:
+            raise ValueError("at least one of email, name is required")
+        return self
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(include=self.model_fields_set)
+
+
+class ListQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(20, ge=1, le=100)
+    cursor: str | None = None
+
+    @field_validator("cursor")
+    @classmethod
+    def _issued_by_us(cls, cursor: str | None) -> str | None:
+        if cursor is not None:
+            decode_cursor(cursor)
+        return cursor
+
+    def position(self) -> Position | None:
+        return decode_cursor(self.cursor) if self.cursor else None
+
+
+class UserOut(BaseModel):
+    id: uuid.UUID
+    email: str
+    name: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class UserPageOut(BaseModel):
+    items: list[UserOut]
+    next: str | None = Field(description="URL of the next page; null on the last page")
+
+
+def encode_cursor(position: Position) -> str:
+    created_at, user_id = position
+    raw = orjson.dumps([created_at.isoformat(), str(user_id)])
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> Position:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, user_id = orjson.loads(raw)
+        return datetime.fromisoformat(created_at), uuid.UUID(user_id)
+    except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError):
+        raise ValueError("cursor is not one this API issued") from None

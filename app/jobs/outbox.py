@@ -1,0 +1,193 @@
+"""Transactional outbox: a job is never lost between the database and Redis.
+
+The intent to run a job is a row written in the same transaction as the change that
+causes it. After the commit the web process tries to enqueue it at once; whatever that
+attempt misses (Redis down, a crash in between, a job lost from Redis) the relay in
+every worker process enqueues later. A row counts as done only when its job has
+succeeded, so delivery is at-least-once end to end and every job must be idempotent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import datetime
+from typing import Any
+
+from redis.exceptions import RedisError
+from sqlalchemy import DateTime, Index, Integer, String, Text, delete, func, select, text, update
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
+
+from app.foundation.database import Base
+from app.foundation.logs import request_context
+from app.foundation.tracing import current_trace_context
+from app.jobs.queue import JobQueue, JobSpec
+
+logger = logging.getLogger(__name__)
+
+
+class OutboxMessage(Base):
+    __tablename__ = "outbox"
+    __table_args__ = (
+        # The relay's scan: rows not yet done, oldest first; stays small as done rows age out.
+        Index("ix_outbox_pending", "created_at", postgresql_where=text("completed_at IS NULL")),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    function: Mapped[str] = mapped_column(String(200))
+    queue: Mapped[str] = mapped_column(String(100))
+    kwargs: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    request_id: Mapped[str | None] = mapped_column(Text)
+    # W3C trace context of the request, so the job's span continues its trace.
+    trace_context: Mapped[dict[str, str] | None] = mapped_column(JSONB)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    dispatch_count: Mapped[int] = mapped_column(Integer, default=0)
+    completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    @property
+    def spec(self) -> JobSpec:
+        return JobSpec(func=self.function, queue=self.queue)
+
+
+def add_job(session: Session, spec: JobSpec, **kwargs: Any) -> OutboxMessage:
+    """Record a job in the caller's transaction; it is enqueued after the commit."""
+    context = request_context.get() or {}
+    message = OutboxMessage(
+        function=spec.func,
+        queue=spec.queue,
+        kwargs=kwargs,
+        request_id=context.get("request_id"),
+        trace_context=current_trace_context() or None,
+    )
+    session.add(message)
+    return message
+
+
+def _enqueue(jobs: JobQueue, message: OutboxMessage) -> bool:
+    meta = {
+        "outbox_id": str(message.id),
+        "request_id": message.request_id,
+        "trace_context": message.trace_context,
+    }
+    return jobs.enqueue(message.spec, job_id=str(message.id), kwargs=message.kwargs, meta=meta)
+
+
+class Outbox:
+    """The web side: hand committed jobs to RQ right away when Redis answers."""
+
+    # After a failed enqueue, leave new rows to the relay for a while rather than make
+    # every request wait on a Redis that is down.
+    BACKOFF_SECONDS = 5.0
+
+    def __init__(self, jobs: JobQueue) -> None:
+        self._jobs = jobs
+        self._paused_until = 0.0
+
+    def dispatch(self, session: Session, messages: list[OutboxMessage]) -> None:
+        """Enqueue committed messages and mark them dispatched; never raises for Redis."""
+        if time.monotonic() < self._paused_until:
+            return
+        for message in messages:
+            try:
+                _enqueue(self._jobs, message)
+            except RedisError as exc:
+                self._paused_until = time.monotonic() + self.BACKOFF_SECONDS
+                logger.warning(
+                    "enqueue failed; the outbox relay will retry",
+                    extra={"outbox_id": str(message.id), "error": type(exc).__name__},
+                )
+                return
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == message.id)
+                .values(dispatched_at=func.now(), dispatch_count=OutboxMessage.dispatch_count + 1)
+            )
+            session.commit()
+
+
+class OutboxRelay:
+    """The worker side: enqueue what the web missed, re-enqueue what Redis lost, prune.
+
+    Rows are claimed with FOR UPDATE SKIP LOCKED, so any number of workers can relay.
+    """
+
+    BATCH = 100
+    MAX_BATCHES = 20
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        jobs: JobQueue,
+        *,
+        min_age_seconds: int,
+        redispatch_seconds: int,
+        retention_hours: int,
+    ) -> None:
+        self._sessions = sessions
+        self._jobs = jobs
+        self._min_age = min_age_seconds
+        self._redispatch = redispatch_seconds
+        self._retention = retention_hours
+
+    def relay(self) -> int:
+        """Enqueue due rows, batch by batch (bounded per call); returns how many."""
+        enqueued = 0
+        for _ in range(self.MAX_BATCHES):
+            claimed, added = self._relay_batch()
+            enqueued += added
+            if claimed < self.BATCH:
+                break
+        if enqueued:
+            logger.info("outbox relay enqueued jobs", extra={"count": enqueued})
+        return enqueued
+
+    def _relay_batch(self) -> tuple[int, int]:
+        claimed = enqueued = 0
+        with self._sessions() as session, session.begin():
+            for message in session.scalars(self._due()):
+                claimed += 1
+                if _enqueue(self._jobs, message):
+                    enqueued += 1
+                message.dispatched_at = func.now()
+                message.dispatch_count += 1
+        return claimed, enqueued
+
+    def _due(self) -> Any:
+        now = func.now()
+        never_dispatched = OutboxMessage.dispatched_at.is_(None) & (
+            OutboxMessage.created_at < now - func.make_interval(0, 0, 0, 0, 0, 0, self._min_age)
+        )
+        # Dispatched long ago and still not done: its job may have been lost from Redis.
+        # Enqueueing is idempotent by job id, so a job that still exists is left alone.
+        stale = OutboxMessage.dispatched_at < now - func.make_interval(
+            0, 0, 0, 0, 0, 0, self._redispatch
+        )
+        return (
+            select(OutboxMessage)
+            .where(OutboxMessage.completed_at.is_(None), never_dispatched | stale)
+            .order_by(OutboxMessage.created_at)
+            .limit(self.BATCH)
+            .with_for_update(skip_locked=True)
+        )
+
+    def prune(self) -> int:
+        """Delete rows whose job completed longer ago than the retention period."""
+        cutoff = func.now() - func.make_interval(0, 0, 0, 0, self._retention)
+        with self._sessions() as session, session.begin():
+            result = session.execute(
+                delete(OutboxMessage).where(OutboxMessage.completed_at < cutoff)
+            )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+def mark_completed(session: Session, outbox_id: str) -> None:
+    """Record that the job of an outbox row succeeded (called by the worker)."""
+    with session.begin():
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == uuid.UUID(outbox_id))
+            .values(completed_at=func.now())
+        )
