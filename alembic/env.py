@@ -7,13 +7,9 @@ import logging
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from app.features.exports import models as _export_models  # noqa: F401 - registers tables on Base
-from app.features.users import models as _users_models  # noqa: F401
+from app.features.tables import METADATA
 from app.foundation.config import load_settings_or_exit
-from app.foundation.database import Base
 from app.foundation.logs import configure_logging
-from app.jobs.outbox import OutboxMessage as _outbox  # noqa: F401
-from app.web.idempotency import IdempotencyKey as _idempotency  # noqa: F401
 
 config = context.config
 
@@ -37,7 +33,7 @@ def run_migrations() -> None:
     with engine.connect() as connection:
         context.configure(
             connection=connection,
-            target_metadata=Base.metadata,
+            target_metadata=METADATA,
             transaction_per_migration=True,
             compare_type=True,
         )

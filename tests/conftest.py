@@ -13,12 +13,12 @@ from redis import Redis
 from sqlalchemy import text
 
 from app.factory import create_app
+from app.features.tables import METADATA
 from app.foundation.config import Settings
-from app.foundation.database import Base
 from app.foundation.migrations import upgrade_to_head
 from app.web.services import services
 from app.web.sessions import Database
-from tests.servers import fresh_database, postgres_server, redis_server
+from tests.support.servers import fresh_database, postgres_server, redis_server
 
 
 def make_settings(**overrides: Any) -> Settings:
@@ -91,7 +91,7 @@ def db(app: Flask, redis_db: Redis) -> Iterator[Database]:
 
 
 def empty_database(database: Database) -> None:
-    tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+    tables = ", ".join(table.name for table in METADATA.sorted_tables)
     with database.engine.begin() as connection:
         connection.execute(text(f"TRUNCATE {tables}"))
 

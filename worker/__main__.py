@@ -135,15 +135,16 @@ def run_worker(settings: Settings, *, burst: bool, name: str | None) -> int:
 
 
 def _failed(settings: Settings, action: str, job_id: str | None) -> int:
-    jobs = JobQueue(create_redis(settings), settings)
-    if action == "list":
-        for job in jobs.failed_jobs(queues_of()):
-            sys.stdout.write(orjson.dumps(job).decode() + "\n")
-        return 0
-    assert job_id is not None
-    if jobs.requeue_failed(job_id, queues_of()):
-        logger.info("failed job requeued", extra={"job_id": job_id})
-        return 0
+    with create_redis(settings) as redis:
+        jobs = JobQueue(redis, settings)
+        if action == "list":
+            for job in jobs.failed_jobs(queues_of()):
+                sys.stdout.write(orjson.dumps(job).decode() + "\n")
+            return 0
+        assert job_id is not None
+        if jobs.requeue_failed(job_id, queues_of()):
+            logger.info("failed job requeued", extra={"job_id": job_id})
+            return 0
     logger.error("no failed job with this id", extra={"job_id": job_id})
     return 1
 

@@ -14,7 +14,7 @@ from app.foundation.migrations import upgrade_to_head
 from devtools.embedded import EmbeddedPostgres, EmbeddedRedis
 from devtools.processes import ServerProcess
 from devtools.processes import start_web as start_gunicorn
-from tests.servers import fresh_database
+from tests.support.servers import fresh_database
 
 
 @dataclass

@@ -10,8 +10,8 @@ from pathlib import Path
 from devtools.processes import descendants, free_port, http_call, kill_tree, worker
 from devtools.smtp_sink import SmtpSink
 from tests.conftest import make_settings, worker_env
-from tests.load import BalancedLoad
 from tests.reliability.conftest import OwnedServers, Row, start_web
+from tests.support.load import BalancedLoad
 
 LOAD_CLIENTS = 4
 

@@ -1,0 +1,78 @@
+"""/admin: off without a token, 401 without the right one, logged without the token."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from redis import Redis
+
+from app.factory import create_app
+from app.web.services import services
+from tests.conftest import make_settings
+
+TOKEN = "t" * 40
+
+
+@pytest.fixture
+def admin_app(database_url: str, redis_url: str) -> Iterator[Flask]:
+    app = create_app(
+        make_settings(database_url=database_url, redis_url=redis_url, admin_token=TOKEN)
+    )
+    yield app
+    services(app).close()
+
+
+def test_admin_is_off_without_a_configured_token(app: Flask) -> None:
+    response = app.test_client().get("/admin/config", headers={"Authorization": f"Bearer {TOKEN}"})
+
+    assert response.status_code == 404
+
+
+def test_admin_requires_the_bearer_token(
+    admin_app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = admin_app.test_client()
+
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}):
+        response = client.get("/admin/config", headers=headers)
+        assert response.status_code == 401
+        assert response.mimetype == "application/problem+json"
+        assert response.headers["WWW-Authenticate"].lower().startswith("bearer")
+
+    with caplog.at_level(logging.INFO, logger="app.features.admin"):
+        response = client.get("/admin/config", headers={"Authorization": f"Bearer {TOKEN}"})
+
+    assert response.status_code == 200
+    assert response.json["ADMIN_TOKEN"] == "**********"  # type: ignore[index]
+    assert TOKEN not in response.get_data(as_text=True)
+    assert "admin action" in caplog.messages
+    assert all(TOKEN not in record.getMessage() + str(record.__dict__) for record in caplog.records)
+
+
+def test_admin_lists_and_requeues_failed_jobs(admin_app: Flask, redis_db: Redis) -> None:
+    client = admin_app.test_client()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+
+    assert client.get("/admin/jobs/failed", headers=auth).json == {"items": []}
+    missing = client.post("/admin/jobs/failed/nope/requeue", headers=auth)
+    assert missing.status_code == 404
+    assert missing.mimetype == "application/problem+json"
+
+
+def test_log_level_is_read_and_changed_for_every_process(admin_app: Flask, redis_db: Redis) -> None:
+    client = admin_app.test_client()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    assert client.get("/admin/log-level", headers=auth).json == {"level": "debug"}
+
+    assert (
+        client.put("/admin/log-level", headers=auth, json={"level": "warning"}).status_code == 200
+    )
+    assert client.get("/admin/log-level", headers=auth).json == {"level": "warning"}
+
+    refused = client.put("/admin/log-level", headers=auth, json={"level": "loud"})
+    assert refused.status_code == 400
+    assert refused.mimetype == "application/problem+json"
+    assert client.get("/admin/log-level", headers=auth).json == {"level": "warning"}

@@ -1,0 +1,163 @@
+"""The users resource over HTTP (Flask's test client, real PostgreSQL)."""
+
+from __future__ import annotations
+
+import uuid
+
+from flask.testing import FlaskClient
+
+from tests.support.factories import create_user, user_payload
+
+
+def test_create_returns_201_with_location_etag_and_normalised_fields(client: FlaskClient) -> None:
+    response = client.post(
+        "/api/v1/users", json={"email": "  Ann.Lee@Example.COM", "name": "  Ann Lee  "}
+    )
+
+    assert response.status_code == 201
+    body = response.json
+    assert body is not None
+    assert body["email"] == "ann.lee@example.com"
+    assert body["name"] == "Ann Lee"
+    assert uuid.UUID(body["id"]).version == 4
+    assert response.headers["Location"] == f"/api/v1/users/{body['id']}"
+    assert response.headers["ETag"] == '"1"'
+    assert client.get(response.headers["Location"]).json == body
+
+
+def test_duplicate_email_in_any_case_is_409(client: FlaskClient) -> None:
+    create_user(client, email="dup@example.com")
+
+    response = client.post("/api/v1/users", json=user_payload(email="DUP@example.com"))
+
+    assert response.status_code == 409
+    assert response.mimetype == "application/problem+json"
+    assert response.json["type"] == "/problems/email-already-registered"  # type: ignore[index]
+
+
+def test_get_unknown_and_malformed_ids_are_404(client: FlaskClient) -> None:
+    for path in (f"/api/v1/users/{uuid.uuid4()}", "/api/v1/users/42"):
+        response = client.get(path)
+        assert response.status_code == 404
+        assert response.mimetype == "application/problem+json"
+
+
+def test_get_honours_if_none_match(client: FlaskClient) -> None:
+    user = create_user(client)
+
+    path = f"/api/v1/users/{user['id']}"
+
+    for matching in ('"1"', 'W/"1"', '"7", "1"', "*"):
+        response = client.get(path, headers={"If-None-Match": matching})
+        assert response.status_code == 304, matching
+        assert response.headers["ETag"] == '"1"'
+        assert response.get_data() == b""
+    assert client.get(path, headers={"If-None-Match": '"2"'}).status_code == 200
+
+
+def test_patch_changes_fields_and_bumps_etag(client: FlaskClient) -> None:
+    user = create_user(client)
+
+    response = client.patch(
+        f"/api/v1/users/{user['id']}", json={"name": "Renamed"}, headers={"If-Match": '"1"'}
+    )
+
+    assert response.status_code == 200
+    assert response.json["name"] == "Renamed"  # type: ignore[index]
+    assert response.json["email"] == user["email"]  # type: ignore[index]
+    assert response.headers["ETag"] == '"2"'
+    assert response.json["updated_at"] > user["updated_at"]  # type: ignore[index]
+
+
+def test_patch_with_stale_if_match_is_412_and_changes_nothing(client: FlaskClient) -> None:
+    user = create_user(client)
+    path = f"/api/v1/users/{user['id']}"
+    client.patch(path, json={"name": "First"}, headers={"If-Match": '"1"'})
+
+    response = client.patch(path, json={"name": "Second"}, headers={"If-Match": '"1"'})
+
+    assert response.status_code == 412
+    assert response.mimetype == "application/problem+json"
+    assert client.get(path).json["name"] == "First"  # type: ignore[index]
+
+
+def test_patch_accepts_merge_patch_and_wildcard_if_match(client: FlaskClient) -> None:
+    user = create_user(client)
+
+    response = client.patch(
+        f"/api/v1/users/{user['id']}",
+        data='{"email": "New@Example.com"}',
+        headers={"Content-Type": "application/merge-patch+json", "If-Match": "*"},
+    )
+
+    assert response.status_code == 200
+    assert response.json["email"] == "new@example.com"  # type: ignore[index]
+
+
+def test_patch_to_a_taken_email_is_409(client: FlaskClient) -> None:
+    create_user(client, email="taken@example.com")
+    user = create_user(client)
+
+    response = client.patch(f"/api/v1/users/{user['id']}", json={"email": "taken@example.com"})
+
+    assert response.status_code == 409
+
+
+def test_patch_rejects_empty_and_null_changes(client: FlaskClient) -> None:
+    user = create_user(client)
+    path = f"/api/v1/users/{user['id']}"
+
+    for body in ({}, {"name": None}):
+        response = client.patch(path, json=body)
+        assert response.status_code == 422, body
+
+
+def test_delete_is_204_then_404(client: FlaskClient) -> None:
+    user = create_user(client)
+    path = f"/api/v1/users/{user['id']}"
+
+    assert client.delete(path, headers={"If-Match": '"9"'}).status_code == 412
+    assert client.delete(path).status_code == 204
+    assert client.get(path).status_code == 404
+    assert client.delete(path).status_code == 404
+
+
+def test_list_pages_through_every_user_once_in_creation_order(client: FlaskClient) -> None:
+    created = [create_user(client)["id"] for _ in range(7)]
+
+    seen: list[str] = []
+    url: str | None = "/api/v1/users?limit=3"
+    pages = 0
+    while url is not None:
+        response = client.get(url)
+        assert response.status_code == 200
+        body = response.json
+        assert body is not None
+        seen.extend(item["id"] for item in body["items"])
+        url = body["next"]
+        if url is not None:
+            assert response.headers["Link"] == f'<{url}>; rel="next"'
+        pages += 1
+
+    assert seen == created
+    assert pages == 3
+
+
+def test_list_cursor_is_stable_when_earlier_users_are_deleted(client: FlaskClient) -> None:
+    ids = [create_user(client)["id"] for _ in range(4)]
+    first = client.get("/api/v1/users?limit=2").json
+    assert first is not None
+    client.delete(f"/api/v1/users/{ids[0]}")
+
+    second = client.get(first["next"]).json
+
+    assert second is not None
+    assert [item["id"] for item in second["items"]] == ids[2:]
+    assert second["next"] is None
+
+
+def test_list_rejects_bad_limits_and_forged_cursors(client: FlaskClient) -> None:
+    for query in ("limit=0", "limit=101", "limit=abc", "cursor=bm90LWEtY3Vyc29y", "cursor=%%%"):
+        response = client.get(f"/api/v1/users?{query}")
+        assert response.status_code == 422, query
+        assert response.json["errors"][0]["location"] == "query"  # type: ignore[index]

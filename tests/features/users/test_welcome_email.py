@@ -1,0 +1,63 @@
+"""The welcome email job, run by the worker's code in process, delivered to a real SMTP
+server: one message per user, text and HTML, a stable Message-ID, the outbox row done."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+from pydantic import SecretStr
+from redis import Redis
+from sqlalchemy import select, text
+
+from app.foundation.config import Settings
+from app.jobs.outbox import OutboxMessage
+from app.web.sessions import Database
+from devtools.processes import free_port
+from devtools.smtp_sink import SmtpSink
+from tests.support.factories import create_user
+from tests.support.jobs import run_queued_jobs
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    server = SmtpSink(free_port()).start()
+    yield server
+    server.stop()
+
+
+def test_each_new_user_gets_one_welcome_email_and_its_outbox_row_completes(
+    client: FlaskClient,
+    db: Database,
+    redis_db: Redis,
+    sink: SmtpSink,
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    wendy = create_user(client, email="wendy@example.com", name="Wendy <W>")
+    create_user(client, email="xavier@example.com", name="Xavier")
+    smtp = {"smtp_url": SecretStr(sink.url)}
+
+    run_queued_jobs(settings, tmp_path, **smtp)
+    run_queued_jobs(settings, tmp_path, **smtp)  # nothing left: nothing sent twice
+
+    messages = sink.wait_for(2, timeout=5)
+    assert sorted(str(m["To"]) for m in messages) == [
+        '"Wendy <W>" <wendy@example.com>',
+        "Xavier <xavier@example.com>",
+    ]
+    [message] = [m for m in messages if "wendy" in str(m["To"])]
+    assert message["Message-ID"] == f"<welcome.{wendy['id']}@example.com>"
+    parts = {part.get_content_type(): part.get_content() for part in message.iter_parts()}
+    assert "Hello Wendy <W>" in parts["text/plain"]
+    assert "Hello Wendy &lt;W&gt;" in parts["text/html"]
+    with db.engine.connect() as connection:
+        unsent = connection.execute(
+            text("SELECT count(*) FROM users WHERE welcome_email_sent_at IS NULL")
+        ).scalar_one()
+    assert unsent == 0
+    with db.sessionmaker() as session:
+        assert all(row.completed_at is not None for row in session.scalars(select(OutboxMessage)))
+    assert len(sink.messages) == 2

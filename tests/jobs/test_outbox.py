@@ -1,0 +1,96 @@
+"""The outbox: jobs survive a Redis outage and a job lost from Redis, none run twice."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from pydantic import SecretStr
+from redis import Redis
+from sqlalchemy import select, text
+
+from app.factory import create_app
+from app.foundation.config import Settings
+from app.jobs.outbox import OutboxMessage, OutboxRelay
+from app.jobs.queue import JobQueue
+from app.web.services import services
+from app.web.sessions import Database
+from devtools.embedded import EmbeddedRedis
+from tests.support.factories import user_payload
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
+    """A Redis this test may stop."""
+    server = EmbeddedRedis(tmp_path / "redis")
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def outage_app(settings: Settings, own_redis: EmbeddedRedis, db: Database) -> Iterator[Flask]:
+    app = create_app(settings.model_copy(update={"redis_url": SecretStr(own_redis.url())}))
+    yield app
+    services(app).close()
+
+
+def _relay(db: Database, redis: Redis, settings: Settings, **timing: int) -> OutboxRelay:
+    options = {"min_age_seconds": 0, "redispatch_seconds": 900, "retention_hours": 24, **timing}
+    return OutboxRelay(db.sessionmaker, JobQueue(redis, settings), **options)
+
+
+def _pending(db: Database) -> int:
+    with db.engine.connect() as connection:
+        return int(
+            connection.execute(
+                text("SELECT count(*) FROM outbox WHERE dispatched_at IS NULL")
+            ).scalar_one()
+        )
+
+
+def test_relay_re_enqueues_a_job_lost_from_redis_but_leaves_a_queued_one(
+    app: Flask, db: Database, redis_db: Redis, settings: Settings
+) -> None:
+    client = app.test_client()
+    client.post("/api/v1/users", json=user_payload())
+    queue = services(app).jobs.queue("default")
+    assert queue.count == 1  # dispatched right after the commit
+
+    relay = _relay(db, redis_db, settings, redispatch_seconds=1)
+    time.sleep(1.1)
+    assert relay.relay() == 0  # still queued in Redis: the unique job id keeps it single
+    assert queue.count == 1
+
+    redis_db.flushdb()  # Redis lost its data (no persistence, failover to an empty replica)
+    time.sleep(1.1)
+    assert relay.relay() == 1
+    assert queue.count == 1
+    with db.sessionmaker() as session:
+        [message] = session.scalars(select(OutboxMessage))
+        assert message.dispatch_count == 3
+
+
+def test_prune_deletes_only_long_completed_rows(
+    app: Flask, db: Database, redis_db: Redis, settings: Settings
+) -> None:
+    client = app.test_client()
+    for _ in range(3):
+        client.post("/api/v1/users", json=user_payload())
+    with db.engine.begin() as connection:
+        connection.execute(
+            text(
+                "UPDATE outbox SET completed_at = now() - interval '2 days' "
+                "WHERE id = (SELECT id FROM outbox LIMIT 1)"
+            )
+        )
+        connection.execute(
+            text("UPDATE outbox SET completed_at = now() WHERE completed_at IS NULL")
+        )
+
+    assert _relay(db, redis_db, settings).prune() == 1
+    with db.engine.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM outbox")).scalar_one() == 2

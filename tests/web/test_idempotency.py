@@ -1,0 +1,94 @@
+"""Idempotency-Key: a retried POST returns the original response and creates nothing."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import text
+
+from app.web.sessions import Database
+from tests.support.factories import user_payload
+
+
+def _count(db: Database, table: str) -> int:
+    with db.engine.connect() as connection:
+        return int(connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+
+
+def test_retries_with_the_same_key_replay_the_first_response(
+    client: FlaskClient, db: Database
+) -> None:
+    body = user_payload()
+    headers = {"Idempotency-Key": "create-ann-1"}
+
+    first = client.post("/api/v1/users", json=body, headers=headers)
+    retries = [client.post("/api/v1/users", json=body, headers=headers) for _ in range(3)]
+
+    assert first.status_code == 201
+    for retry in retries:
+        assert retry.status_code == 201
+        assert retry.json == first.json
+        assert retry.headers["Location"] == first.headers["Location"]
+        assert retry.headers["Idempotent-Replayed"] == "true"
+    assert _count(db, "users") == 1
+    assert _count(db, "outbox") == 1
+
+
+def test_same_key_with_another_body_is_422(client: FlaskClient, db: Database) -> None:
+    headers = {"Idempotency-Key": "k-2"}
+    client.post("/api/v1/users", json=user_payload(), headers=headers)
+
+    response = client.post("/api/v1/users", json=user_payload(), headers=headers)
+
+    assert response.status_code == 422
+    assert response.json["type"] == "/problems/idempotency-key-reused"  # type: ignore[index]
+    assert _count(db, "users") == 1
+
+
+def test_failed_requests_record_no_key_and_keys_are_scoped(
+    client: FlaskClient, db: Database
+) -> None:
+    headers = {"Idempotency-Key": "k-3"}
+    assert client.post("/api/v1/users", json={"email": "bad"}, headers=headers).status_code == 422
+    assert client.post("/api/v1/users", json=user_payload(), headers=headers).status_code == 201
+    export = client.post("/api/v1/exports", headers=headers)
+    assert export.status_code == 202
+    again = client.post("/api/v1/exports", headers=headers)
+    assert again.headers["Location"] == export.headers["Location"]
+    assert _count(db, "exports") == 1
+
+
+def test_malformed_key_is_400(client: FlaskClient) -> None:
+    response = client.post(
+        "/api/v1/users", json=user_payload(), headers={"Idempotency-Key": "x" * 300}
+    )
+    assert response.status_code == 400
+
+
+def test_concurrent_requests_with_one_key_create_one_user(app: Flask, db: Database) -> None:
+    body = user_payload()
+
+    def post() -> int:
+        response = app.test_client().post(
+            "/api/v1/users", json=body, headers={"Idempotency-Key": "race"}
+        )
+        return response.status_code
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(pool.map(lambda _: post(), range(8)))
+
+    assert _count(db, "users") == 1
+    assert set(statuses) <= {201, 409}
+    assert 201 in statuses
+
+
+def test_expired_keys_are_deleted(client: FlaskClient, db: Database) -> None:
+    from app.foundation.idempotency_keys import delete_expired_keys
+
+    client.post("/api/v1/users", json=user_payload(), headers={"Idempotency-Key": "old"})
+    with db.engine.begin() as connection:
+        connection.execute(text("UPDATE idempotency_keys SET expires_at = now()"))
+    with db.sessionmaker() as session:
+        assert delete_expired_keys(session) == 1

@@ -1,0 +1,95 @@
+"""A job that exhausts its retries: listed and requeued by `python -m worker failed` and
+by the admin API, then delivered; `python -m worker check` reads the heartbeat file.
+The CLI runs in this process; tests/system/test_worker.py runs it as a process."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+from redis import Redis
+
+from app.factory import create_app
+from app.foundation.config import Settings
+from app.web.services import services
+from app.web.sessions import Database
+from devtools.processes import free_port
+from devtools.smtp_sink import SmtpSink
+from tests.support.factories import create_user
+from tests.support.jobs import run_queued_jobs
+from worker.__main__ import main
+from worker.heartbeat import beat
+
+TOKEN = "a" * 40
+
+
+@pytest.fixture
+def environment(settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """The environment an operator's shell would have; returns the heartbeat file."""
+    assert settings.database_url is not None
+    assert settings.redis_url is not None
+    monkeypatch.chdir("/")  # no .env or var/stack.env of the developer's
+    heartbeat = tmp_path / "worker.heartbeat"
+    for name, value in {
+        "APP_ENV": "test",
+        "DATABASE_URL": settings.database_url.get_secret_value(),
+        "REDIS_URL": settings.redis_url.get_secret_value(),
+        "WORKER_HEARTBEAT_FILE": str(heartbeat),
+        "WORKER_LIVENESS_SECONDS": "5",
+    }.items():
+        monkeypatch.setenv(name, value)
+    return heartbeat
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    server = SmtpSink(free_port()).start()
+    yield server
+    server.stop()
+
+
+def test_a_failed_job_is_listed_requeued_and_then_delivered(
+    environment: Path,
+    settings: Settings,
+    db: Database,
+    redis_db: Redis,
+    sink: SmtpSink,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    admin = {"job_retry_max": 0, "admin_token": SecretStr(TOKEN)}
+    app = create_app(settings.model_copy(update=admin))
+    client = app.test_client()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    create_user(client)
+    nobody_listens = {"smtp_url": SecretStr(f"smtp://127.0.0.1:{free_port()}"), "smtp_timeout": 1}
+    run_queued_jobs(settings, tmp_path, **nobody_listens)
+
+    capsys.readouterr()
+    assert main(["failed", "list"]) == 0
+    [failed] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert failed["func"] == "app.features.users.jobs.send_welcome_email"
+    assert failed["error"]
+    assert client.get("/admin/jobs/failed", headers=auth).json == {"items": [failed]}
+
+    assert main(["failed", "requeue", "no-such-job"]) == 1
+    assert main(["failed", "requeue", failed["id"]]) == 0
+    assert client.get("/admin/jobs/failed", headers=auth).json == {"items": []}
+    run_queued_jobs(settings, tmp_path, smtp_url=SecretStr(sink.url))
+
+    assert len(sink.wait_for(1, timeout=5)) == 1
+    services(app).close()
+
+
+def test_check_passes_only_while_the_heartbeat_is_fresh(environment: Path) -> None:
+    assert main(["check"]) == 1  # no heartbeat yet
+    beat(environment)
+    assert main(["check"]) == 0
+    stale = time.time() - 60
+    os.utime(environment, (stale, stale))
+    assert main(["check"]) == 1
