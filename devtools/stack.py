@@ -18,10 +18,12 @@ from pathlib import Path
 from types import FrameType
 
 from app.foundation.config import STACK_ENV_FILE, ConfigError, Settings, mask_url
-from app.foundation.migrations import PROJECT_ROOT, upgrade_to_head
+from app.foundation.migrations import upgrade_to_head
 from devtools.embedded import EmbeddedPostgres, EmbeddedRedis
 
 logger = logging.getLogger("devtools.stack")
+# Settings read var/stack.env (STACK_ENV_FILE): the file of the default --var-dir.
+STACK_FILE_NAME = Path(STACK_ENV_FILE).name
 
 
 def _service_urls(settings: Settings, var_dir: Path) -> tuple[dict[str, str], list[object]]:
@@ -52,9 +54,7 @@ def run_dev_stack(settings: Settings, var_dir: Path) -> int:
     upgrade_to_head(urls["DATABASE_URL"])
     # Ctrl-C should not wait out a load balancer's drain delay on a laptop.
     env = {"SHUTDOWN_DRAIN_SECONDS": "0", **os.environ, **urls, "APP_ENV": settings.app_env}
-    stack_file = write_stack_file(
-        PROJECT_ROOT / STACK_ENV_FILE, app_env=settings.app_env, urls=urls
-    )
+    stack_file = write_stack_file(var_dir / STACK_FILE_NAME, app_env=settings.app_env, urls=urls)
     commands = [
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],
         [sys.executable, "-m", "worker"],

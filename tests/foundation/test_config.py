@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
-from app.foundation.config import ConfigError, load_settings, mask_url
+from app.foundation.config import STACK_ENV_FILE, ConfigError, load_settings, mask_url
 from devtools.processes import PROJECT_ROOT
 
 SECRET = "s3cr3t-Pa55word"
@@ -16,8 +18,9 @@ SECRET = "s3cr3t-Pa55word"
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "app", *args],
-        env={"PATH": "/usr/bin:/bin", **env},
-        cwd=PROJECT_ROOT,
+        # Outside the checkout: a developer's .env or var/stack.env must not leak in.
+        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(PROJECT_ROOT), **env},
+        cwd=tempfile.gettempdir(),
         capture_output=True,
         text=True,
         timeout=60,
@@ -121,3 +124,29 @@ def test_settings_repr_hides_secrets() -> None:
 )
 def test_mask_url(url: str, shown: str) -> None:
     assert mask_url(url) == shown
+
+
+def test_settings_read_the_running_stack_file_after_dotenv_and_the_environment_wins(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("APP_ENV", "LOG_LEVEL", "DATABASE_URL", "REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text("LOG_LEVEL=warning\nREDIS_URL=redis://dotenv:6379/0\n")
+    (tmp_path / "var").mkdir()
+    (tmp_path / STACK_ENV_FILE).write_text(
+        "APP_ENV=development\n"
+        "DATABASE_URL=postgresql://postgres@/postgres?host=/tmp/pg\n"
+        "REDIS_URL=unix:///tmp/redis.sock?db=0\n"
+    )
+
+    settings = load_settings()
+
+    assert settings.app_env == "development"
+    assert settings.log_level == "warning"
+    assert settings.redis_url is not None
+    assert settings.redis_url.get_secret_value() == "unix:///tmp/redis.sock?db=0"
+    monkeypatch.setenv("REDIS_URL", "redis://environment:6379/1")
+    overridden = load_settings().redis_url
+    assert overridden is not None
+    assert overridden.get_secret_value() == "redis://environment:6379/1"

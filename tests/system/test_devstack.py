@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-from devtools.processes import ServerProcess, free_port, http_call
+from devtools.processes import PROJECT_ROOT, ServerProcess, free_port, http_call
 
 
 def test_dev_stack_serves_users_with_nothing_external_and_stops_cleanly(tmp_path: Path) -> None:
@@ -42,9 +44,35 @@ def test_dev_stack_serves_users_with_nothing_external_and_stops_cleanly(tmp_path
             assert time.monotonic() < deadline, stack.output()
             time.sleep(0.2)
 
+        # Operator commands find the running stack with nothing set by hand: the
+        # servers' URLs are in var/stack.env, which Settings read from the working dir.
+        stack_file = (tmp_path / "var" / "stack.env").read_text()
+        assert "APP_ENV=development\n" in stack_file
+        for command in (["app", "config"], ["worker", "failed", "list"]):
+            done = operator_command(command, cwd=tmp_path)
+            assert done.returncode == 0, done.stderr
+        shown = json.loads(operator_command(["app", "config"], cwd=tmp_path).stdout)
+        assert shown["DATABASE_URL"] in stack_file
+        assert shown["REDIS_URL"] in stack_file
+
         assert stack.terminate() == 0
     finally:
         stack.kill()
     lines = [json.loads(line) for line in stack.output().splitlines() if line.strip()]
     assert any(line["message"] == "embedded PostgreSQL started" for line in lines)
     assert (tmp_path / "var" / "postgres" / "PG_VERSION").exists()
+    assert not (tmp_path / "var" / "stack.env").exists(), "removed when the stack stops"
+
+
+def operator_command(args: list[str], *, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`python -m …` as an operator types it in the checkout: no URL in the environment."""
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(PROJECT_ROOT)}
+    return subprocess.run(
+        [sys.executable, "-m", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
