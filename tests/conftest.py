@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,6 +36,16 @@ def make_settings(**overrides: Any) -> Settings:
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A temporary root of this session's own. pytest keeps only the last three sessions'
+    directories under a shared root and deletes older ones when a session starts, so a
+    `make test` started beside a running `make test-system` would delete the system
+    tier's embedded PostgreSQL from under it."""
+    root = tempfile.mkdtemp(prefix="users-service-pytest-")
+    os.environ["PYTEST_DEBUG_TEMPROOT"] = root
+    config.add_cleanup(lambda: shutil.rmtree(root, ignore_errors=True))
 
 
 @pytest.fixture(scope="session")
