@@ -82,10 +82,11 @@ def run_dev_stack(settings: Settings, var_dir: Path) -> int:
 def write_stack_file(path: Path, *, app_env: str, urls: dict[str, str]) -> Path:
     """Where the running stack is, for the operator commands (app/foundation/config.py
     reads this file after .env). The embedded servers have no passwords; URLs given
-    through the environment are not written, so no secret lands on disk."""
+    through the environment are not written, so no secret lands on disk (an empty
+    variable counts as unset, as it does for Settings)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     lines = [f"APP_ENV={app_env}"]
-    lines += [f"{name}={url}" for name, url in urls.items() if name not in os.environ]
+    lines += [f"{name}={url}" for name, url in urls.items() if not os.environ.get(name)]
     path.write_text("\n".join(lines) + "\n")
     logger.info("stack URLs written", extra={"file": str(path), **_masked(urls)})
     return path

@@ -21,6 +21,8 @@ from app.foundation.config import Settings
 from app.foundation.migrations import upgrade_to_head
 from app.web.services import services
 from app.web.sessions import Database
+from devtools.processes import free_port
+from devtools.smtp_sink import SmtpSink
 from tests.support.servers import fresh_database, postgres_server, redis_server
 
 
@@ -107,6 +109,14 @@ def empty_database(database: Database) -> None:
     tables = ", ".join(table.name for table in METADATA.sorted_tables)
     with database.engine.begin() as connection:
         connection.execute(text(f"TRUNCATE {tables}"))
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    """A real SMTP server on loopback that keeps what it receives."""
+    server = SmtpSink(free_port()).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture

@@ -14,17 +14,14 @@ What counts as what, in README.md and docs/*.md:
 
 from __future__ import annotations
 
-import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import promql_parser
 import pytest
-import yaml
 
 from app.foundation.config import Settings
+from tests.support.promql import expressions, metric_names
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -110,28 +107,6 @@ def mentioned_metrics(page: Path) -> set[str]:
     }
 
 
-def promql_metrics(node: Any) -> Iterator[str]:
-    """Names of every selector in a parsed PromQL expression (as tests/test_dashboards.py)."""
-    if isinstance(node, promql_parser.VectorSelector):
-        if node.name:
-            yield node.name
-        return
-    for attribute in ("lhs", "rhs", "expr", "param", "vector_selector"):
-        child = getattr(node, attribute, None)
-        if child is not None:
-            yield from promql_metrics(child)
-    for child in getattr(node, "args", None) or []:
-        yield from promql_metrics(child)
-
-
-def deploy_expressions() -> list[str]:
-    dashboard = json.loads((ROOT / "deploy/grafana/dashboards/users-service.json").read_text())
-    alerts = yaml.safe_load((ROOT / "deploy/prometheus/alerts.yml").read_text())
-    return [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]] + [
-        rule["expr"] for group in alerts["groups"] for rule in group["rules"]
-    ]
-
-
 def anchors(page: Path) -> set[str]:
     """GitHub's ids for the page's headings."""
     headings = re.findall(r"^#+ (.+)$", prose(page), re.MULTILINE)
@@ -185,9 +160,7 @@ def test_every_metric_the_code_defines_is_documented() -> None:
 
 
 def test_every_metric_in_the_dashboard_and_alerts_exists_in_the_code() -> None:
-    used = {
-        name for expr in deploy_expressions() for name in promql_metrics(promql_parser.parse(expr))
-    }
+    used = {name for expr in expressions() for name in metric_names(promql_parser.parse(expr))}
     assert used, "no metric found in the dashboard and alerts"
     assert not used - code_metrics(), f"not defined in app/ or worker/: {used - code_metrics()}"
 

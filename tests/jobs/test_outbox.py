@@ -3,53 +3,22 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from flask import Flask
-from pydantic import SecretStr
 from redis import Redis
 from sqlalchemy import select, text
 
-from app.factory import create_app
 from app.foundation.config import Settings
 from app.jobs.outbox import OutboxMessage, OutboxRelay
 from app.jobs.queue import JobQueue
 from app.web.services import services
 from app.web.sessions import Database
-from devtools.embedded import EmbeddedRedis
 from tests.support.factories import user_payload
-
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[EmbeddedRedis]:
-    """A Redis this test may stop."""
-    server = EmbeddedRedis(tmp_path / "redis")
-    server.start()
-    yield server
-    server.close()
-
-
-@pytest.fixture
-def outage_app(settings: Settings, own_redis: EmbeddedRedis, db: Database) -> Iterator[Flask]:
-    app = create_app(settings.model_copy(update={"redis_url": SecretStr(own_redis.url())}))
-    yield app
-    services(app).close()
 
 
 def _relay(db: Database, redis: Redis, settings: Settings, **timing: int) -> OutboxRelay:
     options = {"min_age_seconds": 0, "redispatch_seconds": 900, "retention_hours": 24, **timing}
     return OutboxRelay(db.sessionmaker, JobQueue(redis, settings), **options)
-
-
-def _pending(db: Database) -> int:
-    with db.engine.connect() as connection:
-        return int(
-            connection.execute(
-                text("SELECT count(*) FROM outbox WHERE dispatched_at IS NULL")
-            ).scalar_one()
-        )
 
 
 def test_relay_re_enqueues_a_job_lost_from_redis_but_leaves_a_queued_one(

@@ -9,13 +9,10 @@ from pathlib import Path
 import pytest
 from flask import Flask
 from pydantic import SecretStr
-from redis import Redis
 from sqlalchemy import text
 
 from app.factory import create_app
 from app.foundation.config import Settings
-from app.jobs.outbox import OutboxRelay
-from app.jobs.queue import JobQueue
 from app.web.services import services
 from app.web.sessions import Database
 from devtools.embedded import EmbeddedRedis
@@ -39,11 +36,6 @@ def outage_app(settings: Settings, own_redis: EmbeddedRedis, db: Database) -> It
     app = create_app(settings.model_copy(update={"redis_url": SecretStr(own_redis.url())}))
     yield app
     services(app).close()
-
-
-def _relay(db: Database, redis: Redis, settings: Settings, **timing: int) -> OutboxRelay:
-    options = {"min_age_seconds": 0, "redispatch_seconds": 900, "retention_hours": 24, **timing}
-    return OutboxRelay(db.sessionmaker, JobQueue(redis, settings), **options)
 
 
 def _pending(db: Database) -> int:

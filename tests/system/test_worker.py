@@ -6,10 +6,8 @@ import json
 import signal
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from flask.testing import FlaskClient
 from redis import Redis
 from sqlalchemy import select, text
@@ -26,13 +24,6 @@ from devtools.processes import ServerProcess, free_port, kill_tree, scrape, work
 from devtools.smtp_sink import SmtpSink
 from tests.conftest import worker_env
 from tests.support.factories import create_user
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink(free_port()).start()
-    yield server
-    server.stop()
 
 
 def _log_lines(process: ServerProcess) -> list[dict[str, object]]:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -44,13 +43,6 @@ def environment(settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: P
     }.items():
         monkeypatch.setenv(name, value)
     return heartbeat
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink(free_port()).start()
-    yield server
-    server.stop()
 
 
 def test_a_failed_job_is_listed_requeued_and_then_delivered(

@@ -19,20 +19,6 @@ from tests.support.jobs import run_queued_jobs
 USERS = 100_000
 
 
-def _insert_users(db: Database, count: int) -> None:
-    with db.engine.begin() as connection:
-        connection.execute(
-            text(
-                "INSERT INTO users (id, email, name, version, created_at, updated_at, "
-                "welcome_email_sent_at) "
-                "SELECT gen_random_uuid(), 'bulk' || n || '@example.com', 'Bulk ' || n, 1, "
-                "now() + n * interval '1 microsecond', now(), now() "
-                "FROM generate_series(1, :count) AS n"
-            ),
-            {"count": count},
-        )
-
-
 def test_empty_export_has_a_header_and_unknown_options_are_refused(
     client: FlaskClient, db: Database, redis_db: Redis, settings: Settings, tmp_path: Path
 ) -> None:

@@ -3,10 +3,8 @@ server: one message per user, text and HTML, a stable Message-ID, the outbox row
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from flask.testing import FlaskClient
 from pydantic import SecretStr
 from redis import Redis
@@ -15,17 +13,9 @@ from sqlalchemy import select, text
 from app.foundation.config import Settings
 from app.jobs.outbox import OutboxMessage
 from app.web.sessions import Database
-from devtools.processes import free_port
 from devtools.smtp_sink import SmtpSink
 from tests.support.factories import create_user
 from tests.support.jobs import run_queued_jobs
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink(free_port()).start()
-    yield server
-    server.stop()
 
 
 def test_each_new_user_gets_one_welcome_email_and_its_outbox_row_completes(
