@@ -21,6 +21,12 @@ from prometheus_client import Counter, Gauge, Histogram
 # The seed's buckets, in seconds.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 UNMATCHED = "<unmatched>"
+# Gunicorn accepts any token as a method, so a client could mint a label value per
+# request: unknown methods are counted as OTHER (OpenTelemetry's HTTP conventions).
+KNOWN_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+)
+OTHER_METHOD = "OTHER"
 # Probes are polled constantly and say nothing about the traffic; they would dominate.
 UNMEASURED_ROUTES = frozenset({"/healthz", "/readyz", "/startupz"})
 
@@ -68,7 +74,8 @@ def _record(response: Response) -> Response:
     HTTP_IN_FLIGHT.dec()
     route = _route()
     if route not in UNMEASURED_ROUTES:
-        requests, duration = _request_series(request.method, route, response.status_code)
+        method = request.method if request.method in KNOWN_METHODS else OTHER_METHOD
+        requests, duration = _request_series(method, route, response.status_code)
         requests.inc()
         duration.observe(time.perf_counter() - started)
     return response

@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+import orjson
 from flask import Response, request
 from sqlalchemy import event, func, update
 from sqlalchemy.dialects.postgresql import insert
@@ -42,7 +43,7 @@ def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
         if not _WELL_FORMED.fullmatch(key):
             raise BadRequest(f"{HEADER} must be 1-255 printable ASCII characters.")
         scope = f"{request.method} {request.path}"
-        fingerprint = hashlib.sha256(request_body()).hexdigest()
+        fingerprint = _fingerprint(request_body())
         session = request_session()
         earlier = _find(session, scope, key)
         if earlier is not None:
@@ -61,6 +62,16 @@ def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
         return response
 
     return wrapper
+
+
+def _fingerprint(body: bytes) -> str:
+    """The same JSON document, however it is spaced or its keys ordered, is the same
+    request; a body that is not JSON is compared byte for byte."""
+    try:
+        canonical = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONDecodeError:
+        canonical = body
+    return hashlib.sha256(canonical).hexdigest()
 
 
 def _ttl() -> timedelta:
@@ -91,6 +102,7 @@ def _record_key_on_commit(session: Session, scope: str, key: str, fingerprint: s
                     "status": None,
                     "body": None,
                     "location": None,
+                    "etag": None,
                     "created_at": func.now(),
                     "expires_at": expires_at,
                 },
@@ -113,6 +125,7 @@ def _store_response(session: Session, scope: str, key: str, response: Response) 
             status=response.status_code,
             body=response.get_data(),
             location=response.headers.get("Location"),
+            etag=response.headers.get("ETag"),
         )
     )
     session.commit()
@@ -137,5 +150,7 @@ def _replay(record: IdempotencyKey, fingerprint: str) -> Response:
     response = Response(record.body, status=record.status, mimetype="application/json")
     if record.location:
         response.headers["Location"] = record.location
+    if record.etag:
+        response.headers["ETag"] = record.etag
     response.headers["Idempotent-Replayed"] = "true"
     return response

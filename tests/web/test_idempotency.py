@@ -31,6 +31,7 @@ def test_retries_with_the_same_key_replay_the_first_response(
         assert retry.status_code == 201
         assert retry.json == first.json
         assert retry.headers["Location"] == first.headers["Location"]
+        assert retry.headers["ETag"] == first.headers["ETag"]
         assert retry.headers["Idempotent-Replayed"] == "true"
     assert _count(db, "users") == 1
     assert _count(db, "outbox") == 1
@@ -92,3 +93,19 @@ def test_expired_keys_are_deleted(client: FlaskClient, db: Database) -> None:
         connection.execute(text("UPDATE idempotency_keys SET expires_at = now()"))
     with db.sessionmaker() as session:
         assert delete_expired_keys(session) == 1
+
+
+def test_the_same_json_spaced_or_ordered_differently_is_the_same_request(
+    client: FlaskClient, db: Database
+) -> None:
+    headers = {"Idempotency-Key": "k-spacing", "Content-Type": "application/json"}
+    first = client.post(
+        "/api/v1/users", data='{"email": "zoe@example.com", "name": "Zoe"}', headers=headers
+    )
+    again = client.post(
+        "/api/v1/users", data='{ "name":"Zoe",\n  "email":"zoe@example.com" }', headers=headers
+    )
+
+    assert first.status_code == again.status_code == 201
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert _count(db, "users") == 1

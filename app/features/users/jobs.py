@@ -7,7 +7,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import formatdate, parseaddr
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
 
 from app.features.users.models import User
 from app.foundation.config import Settings
@@ -46,14 +46,19 @@ def _html(text: str) -> str:
 
 
 def send_welcome_email(user_id: str) -> str:
-    """Send unless already sent. The row lock makes concurrent runs of the same job
-    (a duplicate enqueue, a retry racing an abandoned run) send one email."""
+    """Send unless already sent.
+
+    Concurrent runs of the same job (a duplicate enqueue, a retry racing an abandoned run)
+    send one email: they queue on an advisory lock of this user's welcome email, held
+    across the SMTP conversation. It is not the user's row lock, so a PATCH of the user
+    meanwhile does not wait for the mail server."""
     context = job_context()
     with context.sessions() as session, session.begin():
+        session.execute(_LOCK_WELCOME, {"key": f"welcome:{user_id}"})
         row = session.execute(
-            select(User.id, User.email, User.name, User.welcome_email_sent_at)
-            .where(User.id == uuid.UUID(user_id))
-            .with_for_update()
+            select(User.id, User.email, User.name, User.welcome_email_sent_at).where(
+                User.id == uuid.UUID(user_id)
+            )
         ).one_or_none()
         if row is None:
             return "skipped: user deleted"
@@ -64,8 +69,15 @@ def send_welcome_email(user_id: str) -> str:
                 user_id=row.id, email=row.email, name=row.name, settings=context.settings
             )
         )
-        # A Core UPDATE: the user's version (its ETag) must not change for bookkeeping.
+        # Bookkeeping, not part of the representation: neither updated_at nor the
+        # version (the ETag) changes, so a client's cached copy stays valid.
         session.execute(
-            update(User).where(User.id == row.id).values(welcome_email_sent_at=func.now())
+            update(User)
+            .where(User.id == row.id)
+            .values(welcome_email_sent_at=func.now(), updated_at=User.updated_at)
         )
     return "sent"
+
+
+# Released at the end of the transaction, whatever ends it.
+_LOCK_WELCOME = text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))")

@@ -26,12 +26,16 @@ from app.features.users.models import Position
 
 
 def _normalise_email(value: str) -> str:
+    # ASCII local parts only, as `format: email` promises: a UTF-8 local part needs
+    # SMTPUTF8 from every relay on the way, and an address the service could accept but
+    # never mail would fail its welcome job forever. International domains are kept, in
+    # their ASCII (IDNA) form, which every mail system can carry.
     try:
-        checked = validate_email(value, check_deliverability=False)
+        checked = validate_email(value, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise ValueError(str(exc)) from None
     # Addresses are unique without regard to case: nobody expects Ann@x and ann@x to differ.
-    return checked.normalized.lower()
+    return str(checked.ascii_email).lower()
 
 
 def _any_case(word: str) -> str:
@@ -43,8 +47,9 @@ EMAIL_SCHEMA = {
     "type": "string",
     "format": "email",
     "maxLength": 254,
-    "description": "Compared and stored in lower case. Reserved domains (.test, .invalid, "
-    ".localhost, ...) cannot receive email and are refused.",
+    "description": "Compared and stored in lower case, international domains in their "
+    "ASCII (IDNA) form. The local part is ASCII (no SMTPUTF8). Reserved domains (.test, "
+    ".invalid, .localhost, ...) cannot receive email and are refused.",
     "not": {"pattern": f"[@.]({'|'.join(map(_any_case, SPECIAL_USE_DOMAIN_NAMES))})$"},
 }
 Email = Annotated[
@@ -136,6 +141,9 @@ def decode_cursor(cursor: str) -> Position:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, user_id = orjson.loads(raw)
+        # A forged cursor can hold any JSON: only two strings are ours to parse.
+        if not (isinstance(created_at, str) and isinstance(user_id, str)):
+            raise TypeError("cursor fields are strings")
         return datetime.fromisoformat(created_at), uuid.UUID(user_id)
     except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError):
         raise ValueError("cursor is not one this API issued") from None

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 
+import pytest
 from flask.testing import FlaskClient
 
 from tests.support.factories import create_user, user_payload
@@ -161,3 +164,34 @@ def test_list_rejects_bad_limits_and_forged_cursors(client: FlaskClient) -> None
         response = client.get(f"/api/v1/users?{query}")
         assert response.status_code == 422, query
         assert response.json["errors"][0]["location"] == "query"  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
+    "forged",
+    [
+        ["2020-01-01T00:00:00+00:00", 5],
+        [5, "00000000-0000-0000-0000-000000000000"],
+        ["2020-01-01T00:00:00+00:00", None],
+        {"a": 1},
+        ["2020-01-01T00:00:00+00:00"],
+    ],
+)
+def test_a_cursor_of_forged_json_is_422_not_500(client: FlaskClient, forged: object) -> None:
+    cursor = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode().rstrip("=")
+
+    response = client.get(f"/api/v1/users?cursor={cursor}")
+
+    assert response.status_code == 422
+    assert response.mimetype == "application/problem+json"
+
+
+def test_an_address_the_service_could_never_mail_is_refused_and_idna_is_kept_ascii(
+    client: FlaskClient,
+) -> None:
+    refused = client.post("/api/v1/users", json={"email": "josé@example.com", "name": "José"})
+    assert refused.status_code == 422
+    assert refused.json["errors"][0]["field"] == "email"  # type: ignore[index]
+
+    created = client.post("/api/v1/users", json={"email": "Ann@Bücher.example", "name": "Ann"})
+    assert created.status_code == 201
+    assert created.json["email"] == "ann@xn--bcher-kva.example"  # type: ignore[index]
