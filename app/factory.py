@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from flask import Flask
+from prometheus_client import CollectorRegistry
 
 from app.features.blueprints import FEATURE_BLUEPRINTS
 from app.foundation.config import Settings
@@ -21,6 +22,7 @@ from app.foundation.redis_client import create_probe_redis, create_redis
 from app.jobs.outbox import Outbox
 from app.jobs.queue import JobQueue
 from app.web.errors import register_error_handlers
+from app.web.http_methods import init_method_folding
 from app.web.http_metrics import init_http_metrics
 from app.web.request_log import init_request_logging
 from app.web.security_headers import init_security_headers
@@ -42,7 +44,7 @@ def create_app(settings: Settings) -> Flask:
     services.install(app)
     # Started by the first request of each worker process: after the fork, never before.
     app.before_request(services.log_level.ensure_running)
-    init_middleware(app, settings)
+    init_middleware(app, services)
     register_error_handlers(app)
     for blueprint in FEATURE_BLUEPRINTS:
         app.register_blueprint(blueprint)
@@ -68,6 +70,7 @@ def build_services(settings: Settings) -> Services:
         log_level=LogLevelSync(
             create_probe_redis(settings), key=log_level_key(settings), default=settings.log_level
         ),
+        metrics_registry=CollectorRegistry(),
         readiness=ReadinessChecks(
             engine=engine,
             redis=create_probe_redis(settings),
@@ -77,9 +80,16 @@ def build_services(settings: Settings) -> Services:
     )
 
 
-def init_middleware(app: Flask, settings: Settings) -> None:
+def init_middleware(app: Flask, services: Services) -> None:
     """What every request passes through, whichever feature serves it."""
+    settings = services.settings
+    init_method_folding(app)
     init_request_logging(app)
     init_security_headers(app)
     if settings.metrics_enabled:
-        init_http_metrics(app, version=settings.app_version, revision=settings.git_revision)
+        init_http_metrics(
+            app,
+            services.metrics_registry,
+            version=settings.app_version,
+            revision=settings.git_revision,
+        )

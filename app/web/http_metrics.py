@@ -1,87 +1,69 @@
-"""Prometheus metrics recorded inside a web worker.
+"""Prometheus request metrics of a web worker, recorded by prometheus-flask-exporter.
 
 Gunicorn runs several worker processes, so prometheus_client runs in multiprocess mode
 (PROMETHEUS_MULTIPROC_DIR, set by gunicorn.conf.py before anything imports it): each
-worker writes its values to files that the master merges at scrape time
-(app/master/metrics_exposition.py). Request metrics are labelled by the URL rule
-(`/api/v1/users/<uuid:user_id>`), never the raw path, so cardinality is bounded by the
-number of routes. They are three metric objects updated in one pair of request hooks:
-prometheus-flask-exporter's default counter carries no route label, and one set of
-hooks is cheaper than its generic per-metric machinery.
+worker writes its values to files that the master merges and serves on its own port
+(app/master/metrics_exposition.py), so the exporter's own endpoint and HTTP server are
+not used. What the exporter lacks stays here: labels no client can multiply (the URL
+rule, never the raw path; unknown methods folded into OTHER by app/web/http_methods.py),
+the in-flight gauge, and the version info.
 """
 
 from __future__ import annotations
 
-import functools
-import time
+import os
 
-from flask import Flask, Response, g, request
-from prometheus_client import Counter, Gauge, Histogram
+from flask import Flask, Request, Response
+from prometheus_client import CollectorRegistry, Gauge
+from prometheus_flask_exporter import NO_PREFIX, PrometheusMetrics
+from prometheus_flask_exporter.multiprocess import GunicornPrometheusMetrics
 
 # The seed's buckets, in seconds.
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 UNMATCHED = "<unmatched>"
-# Gunicorn accepts any token as a method, so a client could mint a label value per
-# request: unknown methods are counted as OTHER (OpenTelemetry's HTTP conventions).
-KNOWN_METHODS = frozenset(
-    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
-)
-OTHER_METHOD = "OTHER"
 # Probes are polled constantly and say nothing about the traffic; they would dominate.
-UNMEASURED_ROUTES = frozenset({"/healthz", "/readyz", "/startupz"})
+UNMEASURED_PATHS = r"^/(healthz|readyz|startupz)$"
 
-HTTP_REQUESTS = Counter(
-    "http_requests_total", "HTTP requests served.", ["method", "route", "status"]
-)
-HTTP_DURATION = Histogram(
-    "http_request_duration_seconds",
-    "Time to serve an HTTP request.",
-    ["method", "route"],
-    buckets=LATENCY_BUCKETS,
-)
 HTTP_IN_FLIGHT = Gauge(
     "http_requests_in_flight", "Requests being served now.", multiprocess_mode="livesum"
 )
-APP_INFO = Gauge(
-    "app_info",
-    "Version and git revision of the running code.",
-    ["version", "revision"],
-    multiprocess_mode="max",
-)
 
 
-def _route() -> str:
+def route(request: Request) -> str:
+    """The label of a request: its URL rule (`/api/v1/users/<uuid:user_id>`), so the
+    number of series is bounded by the number of routes. The exporter names the label
+    after this function."""
     rule = request.url_rule
     return rule.rule if rule is not None else UNMATCHED
 
 
-def _start() -> None:
-    g.metrics_started = time.perf_counter()
-    HTTP_IN_FLIGHT.inc()
+def init_http_metrics(
+    app: Flask, registry: CollectorRegistry, *, version: str, revision: str
+) -> None:
+    """Count and time every request but the probes, into `registry` (one per app: the
+    exporter skips an app whose registry already holds its metrics)."""
+    options = {
+        "registry": registry,
+        "defaults_prefix": NO_PREFIX,
+        "group_by": route,
+        "buckets": LATENCY_BUCKETS,
+        "excluded_paths": UNMEASURED_PATHS,
+    }
+    metrics = (
+        GunicornPrometheusMetrics(app, **options)
+        if "PROMETHEUS_MULTIPROC_DIR" in os.environ
+        else PrometheusMetrics(app, path=None, **options)
+    )
+    metrics.info(
+        "app_info",
+        "Version and git revision of the running code.",
+        version=version,
+        revision=revision,
+    )
+    app.before_request(HTTP_IN_FLIGHT.inc)
+    app.after_request(_leave)
 
 
-@functools.cache
-def _request_series(method: str, route: str, status: int) -> tuple[Counter, Histogram]:
-    # labels() validates and looks up its arguments under a lock on every call; the
-    # combinations are few (routes, methods and statuses are bounded), so each is resolved once.
-    return HTTP_REQUESTS.labels(method, route, str(status)), HTTP_DURATION.labels(method, route)
-
-
-def _record(response: Response) -> Response:
-    started = g.pop("metrics_started", None)
-    if started is None:
-        return response
+def _leave(response: Response) -> Response:
     HTTP_IN_FLIGHT.dec()
-    route = _route()
-    if route not in UNMEASURED_ROUTES:
-        method = request.method if request.method in KNOWN_METHODS else OTHER_METHOD
-        requests, duration = _request_series(method, route, response.status_code)
-        requests.inc()
-        duration.observe(time.perf_counter() - started)
     return response
-
-
-def init_http_metrics(app: Flask, *, version: str, revision: str) -> None:
-    APP_INFO.labels(version, revision).set(1)
-    app.before_request(_start)
-    app.after_request(_record)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import cast
 
 from flask import Flask, current_app
+from prometheus_client import CollectorRegistry
 from redis import Redis
 from sqlalchemy.orm import Session
 
@@ -34,6 +35,9 @@ class Services:
     outbox: Outbox
     log_level: LogLevelSync
     readiness: ReadinessChecks
+    # The request metrics of this app (app/web/http_metrics.py); under Gunicorn the
+    # master serves every worker's values from their files instead.
+    metrics_registry: CollectorRegistry
 
     def install(self, app: Flask) -> None:
         app.extensions[_KEY] = self
