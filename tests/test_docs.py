@@ -18,14 +18,13 @@ import functools
 import re
 from pathlib import Path
 
-import promql_parser
 import pytest
 from flask import Flask
 from prometheus_client import CollectorRegistry
 
 from app.foundation.config import Settings
 from app.web.http_metrics import init_http_metrics
-from tests.support.promql import expressions, metric_names
+from tests.support.promql import service_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
@@ -175,7 +174,7 @@ def test_every_metric_the_code_defines_is_documented() -> None:
 
 
 def test_every_metric_in_the_dashboard_and_alerts_exists_in_the_code() -> None:
-    used = {name for expr in expressions() for name in metric_names(promql_parser.parse(expr))}
+    used = service_metrics()
     assert used, "no metric found in the dashboard and alerts"
     assert not used - code_metrics(), f"not defined in app/ or worker/: {used - code_metrics()}"
 

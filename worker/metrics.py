@@ -41,7 +41,9 @@ class QueueCollector(Collector):
 class WorkerMetrics:
     def __init__(self, queues: list[Queue], job_names: list[str]) -> None:
         self.registry = CollectorRegistry()
-        labels = ["job"]
+        # Not "job": Prometheus adds its own target label of that name and would rename
+        # this one exported_job, collapsing per-kind panels.
+        labels = ["job_kind"]
         self.started = Counter(
             "rq_jobs_started_total", "Jobs started.", labels, registry=self.registry
         )

@@ -36,3 +36,18 @@ def expressions() -> list[str]:
     return [target["expr"] for panel in dashboard["panels"] for target in panel["targets"]] + [
         rule["expr"] for group in alerts["groups"] for rule in group["rules"]
     ]
+
+
+# Series Prometheus writes itself for every target, not exported by the service.
+PROMETHEUS_OWN = frozenset({"up"})
+
+
+def service_metrics() -> set[str]:
+    """The service's metrics the dashboard and the alert rules use."""
+    used = {name for expr in expressions() for name in metric_names(promql_parser.parse(expr))}
+    return used - PROMETHEUS_OWN
+
+
+def alert_rules() -> list[dict[str, Any]]:
+    alerts = yaml.safe_load(ALERTS.read_text())
+    return [rule for group in alerts["groups"] for rule in group["rules"]]

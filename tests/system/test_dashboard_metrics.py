@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import promql_parser
 from redis import Redis
 
 from app.web.sessions import Database
 from devtools.processes import free_port, http_call, scrape, start_web, worker
 from tests.conftest import make_settings, worker_env
-from tests.support.promql import expressions, metric_names
+from tests.support.promql import service_metrics
 
 
 def test_every_expression_uses_only_exported_metrics(
@@ -34,7 +33,7 @@ def test_every_expression_uses_only_exported_metrics(
         web.kill()
         jobs.kill()
 
-    found = {name for expr in expressions() for name in metric_names(promql_parser.parse(expr))}
+    found = service_metrics()
     missing = found - exported
     assert not missing, f"dashboard/alerts use metrics nobody exports: {sorted(missing)}"
     assert len(found) >= 12

@@ -248,7 +248,7 @@ def test_worker_metrics_count_jobs_and_queues(
     try:
         sink.wait_for(2, timeout=30)
         deadline = time.monotonic() + 10
-        job = (("job", "app.features.users.jobs.send_welcome_email"),)
+        job = (("job_kind", "app.features.users.jobs.send_welcome_email"),)
         samples = scrape(metrics_port)
         while samples.get(("rq_jobs_finished_total", job)) != 2 and time.monotonic() < deadline:
             time.sleep(0.1)
