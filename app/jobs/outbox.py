@@ -18,6 +18,7 @@ from typing import Any
 from redis.exceptions import RedisError
 from sqlalchemy import DateTime, Index, Integer, String, Text, delete, func, select, text, update
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from app.foundation.database import Base
@@ -100,12 +101,29 @@ class Outbox:
                     extra={"outbox_id": str(message.id), "error": type(exc).__name__},
                 )
                 return
-            session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == message.id)
-                .values(dispatched_at=func.now(), dispatch_count=OutboxMessage.dispatch_count + 1)
-            )
-            session.commit()
+            if not _mark_dispatched(session, message):
+                return
+
+
+def _mark_dispatched(session: Session, message: OutboxMessage) -> bool:
+    """Bookkeeping after the caller's commit: its failure must not fail the request,
+    whose work is already committed. Left unmarked, the row is enqueued again by the
+    relay, which the job id makes harmless."""
+    try:
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message.id)
+            .values(dispatched_at=func.now(), dispatch_count=OutboxMessage.dispatch_count + 1)
+        )
+        session.commit()
+    except SQLAlchemyError as exc:
+        session.rollback()
+        logger.warning(
+            "marking a dispatched job failed; the outbox relay will check it",
+            extra={"outbox_id": str(message.id), "error": type(exc).__name__},
+        )
+        return False
+    return True
 
 
 class OutboxRelay:

@@ -63,3 +63,36 @@ def test_prune_deletes_only_long_completed_rows(
     assert _relay(db, redis_db, settings).prune() == 1
     with db.engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM outbox")).scalar_one() == 2
+
+
+def test_a_database_error_after_the_commit_does_not_fail_the_request(
+    app: Flask, db: Database, redis_db: Redis
+) -> None:
+    """The user is committed before the dispatch bookkeeping: a failure there (injected
+    by a trigger on the real server) must not answer 503 for a user that exists."""
+    with db.engine.begin() as connection:
+        connection.execute(
+            text(
+                "CREATE FUNCTION refuse_update() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'injected fault'; END $$"
+            )
+        )
+        connection.execute(
+            text(
+                "CREATE TRIGGER refuse_update BEFORE UPDATE ON outbox "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_update()"
+            )
+        )
+    try:
+        response = app.test_client().post("/api/v1/users", json=user_payload())
+    finally:
+        with db.engine.begin() as connection:
+            connection.execute(text("DROP TRIGGER refuse_update ON outbox"))
+            connection.execute(text("DROP FUNCTION refuse_update()"))
+
+    assert response.status_code == 201
+    assert app.test_client().get(response.headers["Location"]).status_code == 200
+    assert services(app).jobs.queue("default").count == 1  # enqueued before the failure
+    with db.engine.connect() as connection:
+        undispatched = "SELECT count(*) FROM outbox WHERE dispatched_at IS NULL"
+        assert connection.execute(text(undispatched)).scalar_one() == 1  # the relay's
