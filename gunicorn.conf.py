@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -28,9 +29,19 @@ logger = logging.getLogger("app.lifecycle")
 # Multiprocess metrics: every process must see this variable before it imports
 # prometheus_client (workers inherit it). Containers mount a writable directory here;
 # elsewhere each Gunicorn instance gets a private one.
-METRICS_DIR = Path(
-    os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="users-api-metrics-"))
-)
+_made_here: list[Path] = []
+
+
+def _own_temporary_dir(prefix: str) -> Path:
+    """A directory of this server's, removed when the master exits."""
+    made = Path(tempfile.mkdtemp(prefix=prefix))
+    _made_here.append(made)
+    return made
+
+
+if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(_own_temporary_dir("users-api-metrics-"))
+METRICS_DIR = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
 from app.foundation.tracing import create_tracer_provider  # noqa: E402
 from app.master.drain import Drain  # noqa: E402
 from app.master.metrics_exposition import MetricFiles, reset_directory, serve_metrics  # noqa: E402
@@ -46,14 +57,9 @@ import app.wsgi  # noqa: E402, F401
 
 # Readiness shared by every worker: the master gets SIGTERM, the workers must all answer
 # /readyz 503 at once. The master creates this file; each worker's /readyz checks it.
-drain = Drain(
-    Path(
-        os.environ.setdefault(
-            "DRAIN_FLAG_FILE", str(Path(tempfile.mkdtemp(prefix="users-api-run-")) / "draining")
-        )
-    ),
-    seconds=settings.shutdown_drain_seconds,
-)
+if "DRAIN_FLAG_FILE" not in os.environ:
+    os.environ["DRAIN_FLAG_FILE"] = str(_own_temporary_dir("users-api-run-") / "draining")
+drain = Drain(Path(os.environ["DRAIN_FLAG_FILE"]), seconds=settings.shutdown_drain_seconds)
 
 wsgi_app = "app.wsgi:build()"
 bind = [f"{settings.host}:{settings.port}"]
@@ -136,4 +142,6 @@ def worker_exit(server: Any, worker: Any) -> None:
 
 
 def on_exit(server: Any) -> None:
+    for directory in _made_here:
+        shutil.rmtree(directory, ignore_errors=True)
     logger.info("gunicorn stopped")

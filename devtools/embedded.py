@@ -7,6 +7,7 @@ production image, and `APP_ENV=production` refuses to run without real URLs.
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import warnings
 from dataclasses import dataclass
@@ -74,8 +75,14 @@ class EmbeddedRedis:
         return f"unix://{self._socket}?db={db}"
 
     def stop(self) -> None:
+        """Stop the server; `start` brings it back on the same socket (an outage)."""
         if self._server is not None:
             self._server.shutdown(nosave=True)
             self._server = None
 
-    close = stop
+    def close(self) -> None:
+        """Stop for good, and remove the socket's directory."""
+        self.stop()
+        if self._socket:
+            shutil.rmtree(Path(self._socket).parent, ignore_errors=True)
+            self._socket = ""

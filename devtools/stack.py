@@ -54,6 +54,9 @@ def run_dev_stack(settings: Settings, var_dir: Path) -> int:
     upgrade_to_head(urls["DATABASE_URL"])
     # Ctrl-C should not wait out a load balancer's drain delay on a laptop.
     env = {"SHUTDOWN_DRAIN_SECONDS": "0", **os.environ, **urls, "APP_ENV": settings.app_env}
+    # A laptop on café Wi-Fi must not serve its dev API and admin endpoints to the room:
+    # loopback unless HOST says otherwise (production's default stays every interface).
+    env["HOST"] = env.get("HOST") or "127.0.0.1"
     stack_file = write_stack_file(var_dir / STACK_FILE_NAME, app_env=settings.app_env, urls=urls)
     commands = [
         [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"],

@@ -42,4 +42,5 @@ def test_config_command_prints_the_effective_settings_masked(
     assert shown["LOG_LEVEL"] == "error"
     assert shown["APP_ENV"] == "test"
     assert shown["ADMIN_TOKEN"] == "**********"
+    assert shown["OTEL_TRACES_SAMPLER_RATIO"] == 1.0  # unset: the ratio in effect
     assert "t" * 40 not in json.dumps(shown)

@@ -208,6 +208,8 @@ class Settings(BaseSettings):
             elif isinstance(value, SecretStr):
                 value = "**********"
             shown[name.upper()] = value
+        # Unset means a default that depends on APP_ENV: show the ratio in effect.
+        shown["OTEL_TRACES_SAMPLER_RATIO"] = self.traces_sampler_ratio
         return shown
 
 

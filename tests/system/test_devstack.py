@@ -18,13 +18,12 @@ def test_dev_stack_serves_users_with_nothing_external_and_stops_cleanly(tmp_path
     env = {
         "APP_ENV": "development",
         "PORT": str(port),
-        "HOST": "127.0.0.1",
         "WEB_CONCURRENCY": "1",
         "WORKER_HEARTBEAT_FILE": str(tmp_path / "worker.heartbeat"),
         "METRICS_PORT": str(free_port()),
         "WORKER_METRICS_PORT": str(free_port()),
     }
-    for unset in ("DATABASE_URL", "REDIS_URL", "SMTP_URL"):
+    for unset in ("DATABASE_URL", "REDIS_URL", "SMTP_URL", "HOST"):
         env[unset] = ""
     stack = ServerProcess(
         [sys.executable, "-m", "devtools", "run", "--var-dir", str(tmp_path / "var")],
@@ -62,6 +61,8 @@ def test_dev_stack_serves_users_with_nothing_external_and_stops_cleanly(tmp_path
         stack.kill()
     lines = [json.loads(line) for line in stack.output().splitlines() if line.strip()]
     assert any(line["message"] == "embedded PostgreSQL started" for line in lines)
+    [ready] = [line for line in lines if line["message"] == "gunicorn ready"]
+    assert ready["bind"] == [f"127.0.0.1:{port}"], "development listens on loopback only"
     assert (tmp_path / "var" / "postgres" / "PG_VERSION").exists()
     assert not (tmp_path / "var" / "stack.env").exists(), "removed when the stack stops"
 

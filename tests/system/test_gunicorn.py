@@ -16,7 +16,15 @@ from devtools.processes import ServerProcess, free_port, gunicorn, http_call, st
 def server(
     database_url: str, redis_url: str, db: Database, tmp_path: Path
 ) -> Iterator[tuple[ServerProcess, int]]:
-    process, port = start_web(database_url, redis_url, tmp_path / "gunicorn.log", LOG_LEVEL="debug")
+    # Its own temporary directory, to see what the server leaves behind there.
+    (tmp_path / "tmp").mkdir()
+    process, port = start_web(
+        database_url,
+        redis_url,
+        tmp_path / "gunicorn.log",
+        LOG_LEVEL="debug",
+        TMPDIR=str(tmp_path / "tmp"),
+    )
     try:
         yield process, port
     finally:
@@ -24,7 +32,7 @@ def server(
 
 
 def test_serves_the_api_logs_json_with_request_ids_and_exits_0_on_sigterm(
-    server: tuple[ServerProcess, int],
+    server: tuple[ServerProcess, int], tmp_path: Path
 ) -> None:
     process, port = server
 
@@ -57,6 +65,8 @@ def test_serves_the_api_logs_json_with_request_ids_and_exits_0_on_sigterm(
     )
     assert any(line["logger"] == "gunicorn.error" for line in lines)
     assert lines[-1]["message"] == "gunicorn stopped"
+    # The metrics and drain directories it made for itself are gone with it.
+    assert list((tmp_path / "tmp").iterdir()) == []
 
 
 def test_bad_settings_stop_the_master_before_it_binds(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from flask import Blueprint, Response
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 from werkzeug.exceptions import NotFound
 
 from app.features.admin.auth import require_admin
@@ -45,6 +45,12 @@ class LogLevelChange(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     level: Literal["debug", "info", "warning", "error", "critical"]
+
+    @field_validator("level", mode="before")
+    @classmethod
+    def _any_case(cls, value: object) -> object:
+        # As LOG_LEVEL: "DEBUG" and "debug" are the same level.
+        return value.lower() if isinstance(value, str) else value
 
 
 @bp.get("/log-level")

@@ -61,9 +61,22 @@ Email = Annotated[
 # Printable text with at least one visible character: control characters (NUL, which
 # PostgreSQL cannot store, newlines that forge log lines in other systems) are refused.
 NAME_PATTERN = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+_PRINTABLE = re.compile(NAME_PATTERN)
+
+
+def _printable(value: str) -> str:
+    # Checked here rather than as a pattern constraint: pydantic's message for a pattern
+    # is the raw regular expression, which tells a client nothing.
+    if not _PRINTABLE.match(value):
+        raise ValueError("must be printable text with no control characters (no newlines)")
+    return value
+
+
 Name = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NAME_PATTERN),
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(_printable),
+    Field(json_schema_extra={"pattern": NAME_PATTERN}),
 ]
 
 

@@ -72,7 +72,9 @@ def test_log_level_is_read_and_changed_for_every_process(admin_app: Flask, redis
     )
     assert client.get("/admin/log-level", headers=auth).json == {"level": "warning"}
 
+    shouted = client.put("/admin/log-level", headers=auth, json={"level": "ERROR"})
+    assert shouted.json == {"level": "error"}  # any case, as LOG_LEVEL
     refused = client.put("/admin/log-level", headers=auth, json={"level": "loud"})
     assert refused.status_code == 400
     assert refused.mimetype == "application/problem+json"
-    assert client.get("/admin/log-level", headers=auth).json == {"level": "warning"}
+    assert client.get("/admin/log-level", headers=auth).json == {"level": "error"}

@@ -195,3 +195,15 @@ def test_an_address_the_service_could_never_mail_is_refused_and_idna_is_kept_asc
     created = client.post("/api/v1/users", json={"email": "Ann@Bücher.example", "name": "Ann"})
     assert created.status_code == 201
     assert created.json["email"] == "ann@xn--bcher-kva.example"  # type: ignore[index]
+
+
+def test_a_name_with_a_control_character_is_refused_in_words_not_a_regex(
+    client: FlaskClient,
+) -> None:
+    response = client.post("/api/v1/users", json={"email": "nl@example.com", "name": "a\nb"})
+
+    assert response.status_code == 422
+    [error] = response.json["errors"]  # type: ignore[index]
+    assert error["field"] == "name"
+    assert "control characters" in error["message"]
+    assert "\\x00" not in error["message"]
