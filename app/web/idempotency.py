@@ -92,23 +92,27 @@ def _record_key_on_commit(session: Session, scope: str, key: str, fingerprint: s
         statement = insert(IdempotencyKey).values(
             scope=scope, key=key, fingerprint=fingerprint, expires_at=expires_at
         )
-        # An expired key may be reused; a live one (another request's) aborts this
-        # transaction, so the work is not done twice.
-        inserted = session.execute(
-            statement.on_conflict_do_update(
-                index_elements=["scope", "key"],
-                set_={
-                    "fingerprint": fingerprint,
-                    "status": None,
-                    "body": None,
-                    "location": None,
-                    "etag": None,
-                    "created_at": func.now(),
-                    "expires_at": expires_at,
-                },
-                where=IdempotencyKey.expires_at <= func.now(),
-            ).returning(IdempotencyKey.key)
-        ).first()
+        # The key goes in before the work is flushed (no autoflush): a concurrent request
+        # with the same key then waits on this row, not on the user's unique email, and
+        # finds the key in use instead of "email already registered". An expired key may
+        # be reused; a live one (another request's) aborts this transaction, so the work
+        # is not done twice.
+        with session.no_autoflush:
+            inserted = session.execute(
+                statement.on_conflict_do_update(
+                    index_elements=["scope", "key"],
+                    set_={
+                        "fingerprint": fingerprint,
+                        "status": None,
+                        "body": None,
+                        "location": None,
+                        "etag": None,
+                        "created_at": func.now(),
+                        "expires_at": expires_at,
+                    },
+                    where=IdempotencyKey.expires_at <= func.now(),
+                ).returning(IdempotencyKey.key)
+            ).first()
         if inserted is None:
             raise IntegrityError("idempotency key in use", None, Exception(key))
 
