@@ -87,7 +87,9 @@ def test_one_trace_holds_the_request_its_sql_and_the_job_it_caused(
     assert request.parent_span_id == ""
     assert any("INSERT INTO users" in s.attributes["db.statement"] for s in request_sql)
     assert _descends_from(job, request, trace)
-    assert any("FOR UPDATE" in s.attributes["db.statement"] for s in job_sql)
+    statements = [s.attributes["db.statement"] for s in job_sql]
+    assert any("pg_advisory_xact_lock" in statement for statement in statements)
+    assert any("UPDATE users SET" in statement for statement in statements)
     assert not [s for s in spans if s.name in ("GET /healthz", "GET /startupz", "GET /readyz")]
 
     job_lines = [
