@@ -22,6 +22,7 @@ from app.foundation.redis_client import create_probe_redis, create_redis
 from app.jobs.outbox import Outbox
 from app.jobs.queue import JobQueue
 from app.web.errors import register_error_handlers
+from app.web.forwarded import ForwardedClient
 from app.web.http_methods import init_method_folding
 from app.web.http_metrics import init_http_metrics
 from app.web.request_log import init_request_logging
@@ -49,6 +50,9 @@ def create_app(settings: Settings) -> Flask:
     for blueprint in FEATURE_BLUEPRINTS:
         app.register_blueprint(blueprint)
     instrument_app(settings, app)
+    # Outermost, so tracing, the access log and the admin audit all see the client behind
+    # the reverse proxy (FORWARDED_ALLOW_IPS), never the proxy itself.
+    app.wsgi_app = ForwardedClient(app.wsgi_app, settings.trusted_proxies)  # type: ignore[method-assign]
     return app
 
 
@@ -61,12 +65,15 @@ def build_services(settings: Settings) -> Services:
         instrument_pool(read_engine, pool="read")
     redis = create_redis(settings)
     jobs = JobQueue(redis, settings)
+    database = Database(engine, read_engine)
+    outbox = Outbox(jobs)
+    outbox.watch(database.sessionmaker)
     return Services(
         settings=settings,
-        database=Database(engine, read_engine),
+        database=database,
         redis=redis,
         jobs=jobs,
-        outbox=Outbox(jobs),
+        outbox=outbox,
         log_level=LogLevelSync(
             create_probe_redis(settings), key=log_level_key(settings), default=settings.log_level
         ),

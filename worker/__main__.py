@@ -28,6 +28,7 @@ from pathlib import Path
 import orjson
 from redis.exceptions import RedisError
 from rq.job import Job
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import sessionmaker
 
 from app.features.exports.service import delete_expired_exports
@@ -41,7 +42,7 @@ from app.foundation.mail import create_mailer
 from app.foundation.redis_client import create_redis
 from app.foundation.tracing import instrument_clients, job_span
 from app.jobs.context import JobContext, install_job_context
-from app.jobs.outbox import OutboxRelay, mark_completed
+from app.jobs.outbox import JobOutcomes, OutboxRelay
 from app.jobs.queue import JobQueue
 from worker.heartbeat import is_fresh
 from worker.metrics import WorkerMetrics
@@ -66,10 +67,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def run_worker(settings: Settings, *, burst: bool, name: str | None) -> int:
+    # Both kept across jobs: the jobs run in this process (worker/service_worker.py).
     engine = create_db_engine(settings)
+    mailer = create_mailer(settings)
     instrument_clients(settings)
     sessions = sessionmaker(engine, expire_on_commit=False)
-    install_job_context(JobContext(settings, engine, sessions, create_mailer(settings)))
+    install_job_context(JobContext(settings, engine, sessions, mailer))
     redis = create_redis(settings)
     jobs = JobQueue(redis, settings)
     relay = OutboxRelay(
@@ -80,7 +83,10 @@ def run_worker(settings: Settings, *, burst: bool, name: str | None) -> int:
         retention_hours=settings.outbox_retention_hours,
     )
 
+    outcomes = JobOutcomes(sessions)
+
     def housekeeping() -> None:
+        outcomes.flush()
         relay.relay()
         relay.prune()
         with sessions() as session:
@@ -88,12 +94,16 @@ def run_worker(settings: Settings, *, burst: bool, name: str | None) -> int:
         with sessions() as session:
             delete_expired_keys(session)
 
-    def job_finished(job: Job, succeeded: bool) -> None:
+    def job_ended(job: Job, outcome: str) -> None:
         outbox_id = job.meta.get("outbox_id")
-        if succeeded and outbox_id:
-            with sessions() as session:
-                mark_completed(session, outbox_id)
-        engine.dispose()
+        if outbox_id and outcome == "finished":
+            outcomes.succeeded(outbox_id)
+        elif outbox_id and outcome == "failed":
+            outcomes.failed_for_good(outbox_id)
+        try:
+            outcomes.flush_if_due()
+        except SQLAlchemyError as exc:
+            logger.warning("recording job outcomes failed", extra={"error": type(exc).__name__})
 
     LogLevelSync(redis, key=log_level_key(settings), default=settings.log_level).ensure_running()
     queues = [jobs.queue(name) for name in settings.queue_names]
@@ -112,7 +122,7 @@ def run_worker(settings: Settings, *, burst: bool, name: str | None) -> int:
         housekeeping=housekeeping,
         housekeeping_interval=settings.outbox_relay_interval,
         heartbeat_file=Path(settings.worker_heartbeat_file),
-        job_finished=job_finished,
+        job_ended=job_ended,
         job_scope=lambda job: job_span(
             settings,
             name=job.func_name or "unknown",
@@ -130,8 +140,18 @@ def run_worker(settings: Settings, *, burst: bool, name: str | None) -> int:
         logger.error("cannot reach Redis", extra={"error": type(exc).__name__})
         return 1
     finally:
+        _flush_quietly(outcomes)
+        mailer.close()
         engine.dispose()
     return 0
+
+
+def _flush_quietly(outcomes: JobOutcomes) -> None:
+    try:
+        outcomes.flush()
+    except SQLAlchemyError as exc:
+        # Harmless: the relay will find these jobs done in Redis (app/jobs/outbox.py).
+        logger.warning("job outcomes not recorded", extra={"error": type(exc).__name__})
 
 
 def _failed(settings: Settings, action: str, job_id: str | None) -> int:

@@ -1,17 +1,25 @@
-"""RQ's forking Worker, fitted to the service: JSON log context per job, outbox relay
-and housekeeping in the main loop, fast detection of abandoned jobs, a liveness file."""
+"""RQ's non-forking SimpleWorker, fitted to the service: JSON log context per job,
+outbox relay and housekeeping in the loop, fast detection of abandoned jobs, a liveness
+file, and each job's outcome handed to the caller.
+
+Not forking is what makes hundreds of jobs a second possible (make bench: a fork per
+job costs more than the job): the process keeps its database pool and SMTP connection
+across jobs. A job's run time is still bounded: RQ's death penalty (SIGALRM, JOB_TIMEOUT)
+raises inside the job, which interrupts Python code and blocking socket calls; what it
+cannot interrupt (a C call holding the GIL) the liveness probe ends (docs/jobs.md)."""
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
 from redis.exceptions import RedisError
-from rq import Queue, Worker
+from rq import Queue, SimpleWorker
 from rq.exceptions import NoSuchJobError, StopRequested
 from rq.executions import Execution
 from rq.job import Job, JobStatus
@@ -25,8 +33,8 @@ from worker.metrics import WorkerMetrics
 logger = logging.getLogger("worker")
 
 
-class ServiceWorker(Worker):
-    """One job at a time in a forked work horse; SIGTERM finishes it (warm shutdown)."""
+class ServiceWorker(SimpleWorker):
+    """One job at a time in this process; SIGTERM lets it finish (warm shutdown)."""
 
     # After Redis comes back, retry within seconds, not RQ's default of up to a minute.
     max_connection_wait_time = 5.0
@@ -37,7 +45,7 @@ class ServiceWorker(Worker):
         housekeeping: Callable[[], None],
         housekeeping_interval: int,
         heartbeat_file: Path,
-        job_finished: Callable[[Job, bool], None],
+        job_ended: Callable[[Job, str], None],
         job_scope: Callable[[Job], AbstractContextManager[None]],
         metrics: WorkerMetrics,
         **kwargs: Any,
@@ -46,10 +54,11 @@ class ServiceWorker(Worker):
         self._housekeeping = housekeeping
         self._housekeeping_interval = housekeeping_interval
         self._heartbeat_file = heartbeat_file
-        self._job_finished = job_finished
+        self._job_ended = job_ended
         self._job_scope = job_scope
         self._metrics = metrics
         self._next_housekeeping = 0.0
+        self._succeeded = False
         super().__init__(*args, **kwargs)
 
     @property
@@ -95,13 +104,12 @@ class ServiceWorker(Worker):
                 )
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
-        # RQ adds a fixed 60 s; two missed monitoring intervals are enough to call a job
-        # abandoned, so a killed worker's job is retried sooner.
-        base = super().get_heartbeat_ttl(job, working_time) - 60
-        return base + 2 * int(self.job_monitoring_interval)
+        # Refreshed every monitoring interval while the job runs (_beating): two missed
+        # beats are enough to call a job abandoned, so a killed worker's job is retried
+        # within seconds, not after its whole timeout.
+        return 2 * int(self.job_monitoring_interval)
 
     def execute_job(self, job: Job, queue: Queue) -> None:
-        # Set in the parent before the fork, so the work horse's lines carry it too.
         token = request_context.set(
             {
                 "request_id": job.meta.get("request_id") or "",
@@ -112,28 +120,56 @@ class ServiceWorker(Worker):
         name = job.func_name or "unknown"
         self._metrics.started.labels(name).inc()
         started = time.perf_counter()
+        self._succeeded = False
         try:
             super().execute_job(job, queue)
         finally:
             self._metrics.duration.labels(name).observe(time.perf_counter() - started)
-            self._count_outcome(job, name)
             request_context.reset(token)
+        outcome = self._outcome(job)
+        if outcome:
+            getattr(self._metrics, outcome).labels(name).inc()
+            self._job_ended(job, outcome)
 
-    def _count_outcome(self, job: Job, name: str) -> None:
+    def _outcome(self, job: Job) -> str | None:
+        """finished, failed (for good) or retried; None if Redis cannot say."""
+        if self._succeeded:
+            return "finished"
         try:
             status = job.get_status(refresh=True)
         except (RedisError, NoSuchJobError):
-            return
-        if status == JobStatus.FINISHED:
-            self._metrics.finished.labels(name).inc()
-        elif status == JobStatus.FAILED:
-            self._metrics.failed.labels(name).inc()
-        elif status in (JobStatus.SCHEDULED, JobStatus.QUEUED):
-            self._metrics.retried.labels(name).inc()
+            return None
+        if status == JobStatus.FAILED:
+            return "failed"
+        if status in (JobStatus.SCHEDULED, JobStatus.QUEUED):
+            return "retried"
+        return None
 
     def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
-        # Runs in the work horse, which leaves through os._exit: last chance to clean up.
-        with self._job_scope(job):
-            succeeded = bool(super().perform_job(job, queue, execution))
-        self._job_finished(job, succeeded)
-        return succeeded
+        with self._job_scope(job), self._beating(job, execution):
+            self._succeeded = bool(super().perform_job(job, queue, execution))
+        return self._succeeded
+
+    @contextmanager
+    def _beating(self, job: Job, execution: Execution) -> Iterator[None]:
+        """Beat for the running job from a thread, as RQ's forking worker does from its
+        main process, until the job's own time limit (plus a grace) has passed: a job
+        stuck beyond it stops the beats, so it is declared abandoned and retried, and the
+        liveness probe restarts this process."""
+        stop = threading.Event()
+        limit = time.monotonic() + (job.timeout or self.queue_class.DEFAULT_TIMEOUT) + 5
+
+        def beat() -> None:
+            while not stop.wait(self.job_monitoring_interval) and time.monotonic() < limit:
+                try:
+                    self.maintain_heartbeats(job, execution)
+                except RedisError as exc:
+                    logger.warning("job heartbeat failed", extra={"error": type(exc).__name__})
+
+        thread = threading.Thread(target=beat, name="job-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()

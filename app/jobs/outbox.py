@@ -4,7 +4,8 @@ The intent to run a job is a row written in the same transaction as the change t
 causes it. After the commit the web process tries to enqueue it at once; whatever that
 attempt misses (Redis down, a crash in between, a job lost from Redis) the relay in
 every worker process enqueues later. A row counts as done only when its job has
-succeeded, so delivery is at-least-once end to end and every job must be idempotent.
+succeeded (or failed for good), so delivery is at-least-once end to end and every job
+must be idempotent.
 """
 
 from __future__ import annotations
@@ -16,9 +17,20 @@ from datetime import datetime
 from typing import Any
 
 from redis.exceptions import RedisError
-from sqlalchemy import DateTime, Index, Integer, String, Text, delete, func, select, text, update
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import (
+    DateTime,
+    Index,
+    Integer,
+    String,
+    Text,
+    delete,
+    event,
+    func,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.dialects.postgresql import JSONB, Insert, insert
 from sqlalchemy.orm import Mapped, Session, mapped_column, sessionmaker
 
 from app.foundation.database import Base
@@ -47,24 +59,39 @@ class OutboxMessage(Base):
     dispatched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     dispatch_count: Mapped[int] = mapped_column(Integer, default=0)
     completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # The job exhausted its retries: it is in RQ's failed registry, an operator's call now.
+    failed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     @property
     def spec(self) -> JobSpec:
         return JobSpec(func=self.function, queue=self.queue)
 
 
-def add_job(session: Session, spec: JobSpec, **kwargs: Any) -> OutboxMessage:
-    """Record a job in the caller's transaction; it is enqueued after the commit."""
+def new_job(spec: JobSpec, **kwargs: Any) -> OutboxMessage:
+    """A job to record in the caller's transaction (`insert_job`, or `session.add`)."""
     context = request_context.get() or {}
-    message = OutboxMessage(
+    return OutboxMessage(
+        id=uuid.uuid4(),
         function=spec.func,
         queue=spec.queue,
         kwargs=kwargs,
         request_id=context.get("request_id"),
         trace_context=current_trace_context() or None,
     )
-    session.add(message)
-    return message
+
+
+def insert_job(message: OutboxMessage) -> Insert:
+    """The row as a Core INSERT, to ride in one statement with the change that causes it."""
+    return insert(OutboxMessage).values(
+        id=message.id,
+        function=message.function,
+        queue=message.queue,
+        kwargs=message.kwargs,
+        request_id=message.request_id,
+        trace_context=message.trace_context,
+        # Explicit: column defaults are not applied to an INSERT inside a CTE.
+        dispatch_count=0,
+    )
 
 
 def _enqueue(jobs: JobQueue, message: OutboxMessage) -> bool:
@@ -76,8 +103,16 @@ def _enqueue(jobs: JobQueue, message: OutboxMessage) -> bool:
     return jobs.enqueue(message.spec, job_id=str(message.id), kwargs=message.kwargs, meta=meta)
 
 
+_PENDING = "outbox_pending"
+
+
 class Outbox:
-    """The web side: hand committed jobs to RQ right away when Redis answers."""
+    """The web side: hand committed jobs to RQ right after the commit, when Redis answers.
+
+    Nothing is written back: the row stays as it was committed, and the relay later asks
+    Redis (by job id) about rows whose job has not completed. So a POST costs one commit
+    and one Redis round trip, and a crash or a Redis outage right after the commit loses
+    nothing."""
 
     # After a failed enqueue, leave new rows to the relay for a while rather than make
     # every request wait on a Redis that is down.
@@ -87,9 +122,17 @@ class Outbox:
         self._jobs = jobs
         self._paused_until = 0.0
 
-    def dispatch(self, session: Session, messages: list[OutboxMessage]) -> None:
-        """Enqueue committed messages and mark them dispatched; never raises for Redis."""
-        if time.monotonic() < self._paused_until:
+    def watch(self, sessions: sessionmaker[Session]) -> None:
+        """Enqueue the jobs of every commit of these sessions; forget them on rollback."""
+        event.listen(sessions, "after_commit", self._dispatch_pending)
+        event.listen(sessions, "after_soft_rollback", _forget_pending)
+
+    def dispatch_after_commit(self, session: Session, message: OutboxMessage) -> None:
+        session.info.setdefault(_PENDING, []).append(message)
+
+    def _dispatch_pending(self, session: Session) -> None:
+        messages: list[OutboxMessage] = session.info.pop(_PENDING, [])
+        if not messages or time.monotonic() < self._paused_until:
             return
         for message in messages:
             try:
@@ -101,29 +144,10 @@ class Outbox:
                     extra={"outbox_id": str(message.id), "error": type(exc).__name__},
                 )
                 return
-            if not _mark_dispatched(session, message):
-                return
 
 
-def _mark_dispatched(session: Session, message: OutboxMessage) -> bool:
-    """Bookkeeping after the caller's commit: its failure must not fail the request,
-    whose work is already committed. Left unmarked, the row is enqueued again by the
-    relay, which the job id makes harmless."""
-    try:
-        session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == message.id)
-            .values(dispatched_at=func.now(), dispatch_count=OutboxMessage.dispatch_count + 1)
-        )
-        session.commit()
-    except SQLAlchemyError as exc:
-        session.rollback()
-        logger.warning(
-            "marking a dispatched job failed; the outbox relay will check it",
-            extra={"outbox_id": str(message.id), "error": type(exc).__name__},
-        )
-        return False
-    return True
+def _forget_pending(session: Session, _previous: object) -> None:
+    session.info.pop(_PENDING, None)
 
 
 class OutboxRelay:
@@ -185,7 +209,11 @@ class OutboxRelay:
         )
         return (
             select(OutboxMessage)
-            .where(OutboxMessage.completed_at.is_(None), never_dispatched | stale)
+            .where(
+                OutboxMessage.completed_at.is_(None),
+                OutboxMessage.failed_at.is_(None),
+                never_dispatched | stale,
+            )
             .order_by(OutboxMessage.created_at)
             .limit(self.BATCH)
             .with_for_update(skip_locked=True)
@@ -201,11 +229,50 @@ class OutboxRelay:
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
-def mark_completed(session: Session, outbox_id: str) -> None:
-    """Record that the job of an outbox row succeeded (called by the worker)."""
-    with session.begin():
-        session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id == uuid.UUID(outbox_id))
-            .values(completed_at=func.now())
-        )
+class JobOutcomes:
+    """The worker's record of ended jobs, written to the outbox in batches.
+
+    One UPDATE per batch instead of a commit per job. Marks lost with the process cost
+    nothing but a check: the relay finds the row unfinished and asks RQ, which still
+    holds the finished job (its result TTL), so the job is not enqueued again; past that
+    TTL it would run again, which every job allows (at-least-once)."""
+
+    MAX_BATCH = 200
+    MAX_DELAY_SECONDS = 1.0
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+        self._ended: dict[str, list[uuid.UUID]] = {"completed_at": [], "failed_at": []}
+        self._oldest = 0.0
+
+    def succeeded(self, outbox_id: str) -> None:
+        self._record("completed_at", outbox_id)
+
+    def failed_for_good(self, outbox_id: str) -> None:
+        self._record("failed_at", outbox_id)
+
+    def _record(self, column: str, outbox_id: str) -> None:
+        if not any(self._ended.values()):
+            self._oldest = time.monotonic()
+        self._ended[column].append(uuid.UUID(outbox_id))
+
+    def flush_if_due(self) -> None:
+        pending = sum(len(ids) for ids in self._ended.values())
+        if pending >= self.MAX_BATCH or (
+            pending and time.monotonic() - self._oldest >= self.MAX_DELAY_SECONDS
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every pending mark; on a database error they stay pending (raises)."""
+        if not any(self._ended.values()):
+            return
+        with self._sessions() as session, session.begin():
+            for column, ids in self._ended.items():
+                if ids:
+                    session.execute(
+                        update(OutboxMessage)
+                        .where(OutboxMessage.id.in_(ids))
+                        .values({column: func.now()})
+                    )
+        self._ended = {column: [] for column in self._ended}

@@ -147,6 +147,7 @@ class OutboxCollector(Collector):
                     text(
                         "SELECT count(*), coalesce(extract(epoch FROM now() - min(created_at)), 0)"
                         " FROM outbox WHERE dispatched_at IS NULL AND completed_at IS NULL"
+                        " AND failed_at IS NULL"
                     )
                 ).one()
         except Exception as exc:

@@ -1,10 +1,16 @@
-"""Idempotency-Key for POST: a retried request gets the original response, once.
+"""One transaction per POST, replayable with an Idempotency-Key.
 
-The key is recorded in the same transaction as the work it guards (a `before_commit`
-hook on the request's session), so a key exists exactly when its effect does. The
-response is stored right after; a retry with the same key and body replays it (status,
-body, Location), the same key with another body is a 422, and a retry that arrives
-while the first is still running gets a 409 with Retry-After.
+A POST view adds its writes to the request's session and returns its response without
+committing; `@idempotent` commits once. With an Idempotency-Key, the key is claimed
+first in that same transaction, and the response is stored in it before the commit: the
+key, the work and the response are committed together or not at all. So a request that
+dies (crash, timeout, lost connection) leaves no key behind and its retry runs afresh,
+and a key never stays "in progress" past the request that holds it.
+
+A retry with the same key and body replays the stored response (status, body, Location,
+ETag); the same key with another body is a 422. A retry that arrives while the first
+is still running waits on the key's row (bounded by the statement timeout), then
+replays the committed response.
 """
 
 from __future__ import annotations
@@ -17,9 +23,8 @@ from datetime import UTC, datetime, timedelta
 
 import orjson
 from flask import Response, request
-from sqlalchemy import event, func, update
+from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import BadRequest
 
@@ -33,35 +38,38 @@ _WELL_FORMED = re.compile(r"[\x21-\x7e]{1,255}")
 
 
 def idempotent(view: Callable[..., Response]) -> Callable[..., Response]:
-    """Make a POST view replay its first response for a repeated Idempotency-Key."""
+    """Commit a POST view's writes once, with its Idempotency-Key and response if sent."""
 
     @functools.wraps(view)
     def wrapper(*args: object, **kwargs: object) -> Response:
+        session = request_session()
         key = request.headers.get(HEADER)
         if key is None:
-            return view(*args, **kwargs)
+            return _commit_unless_failed(session, view(*args, **kwargs))
         if not _WELL_FORMED.fullmatch(key):
             raise BadRequest(f"{HEADER} must be 1-255 printable ASCII characters.")
         scope = f"{request.method} {request.path}"
         fingerprint = _fingerprint(request_body())
-        session = request_session()
-        earlier = _find(session, scope, key)
-        if earlier is not None:
-            return _replay(earlier, fingerprint)
-        _record_key_on_commit(session, scope, key, fingerprint)
-        try:
-            response = view(*args, **kwargs)
-        except IntegrityError:
-            # Another request with this key committed first.
-            session.rollback()
-            earlier = _find(session, scope, key)
-            if earlier is None:
-                raise
-            return _replay(earlier, fingerprint)
-        _store_response(session, scope, key, response)
-        return response
+        if not _claim(session, scope, key, fingerprint):
+            earlier = session.get(IdempotencyKey, (scope, key), populate_existing=True)
+            assert earlier is not None  # the claim conflicted with this live row
+            replay = _replay(earlier, fingerprint)
+            session.rollback()  # releases the row the claim locked
+            return replay
+        response = view(*args, **kwargs)
+        if response.status_code < 500:
+            _store_response(session, scope, key, response)
+        return _commit_unless_failed(session, response)
 
     return wrapper
+
+
+def _commit_unless_failed(session: Session, response: Response) -> Response:
+    if response.status_code >= 500:
+        session.rollback()
+    else:
+        session.commit()
+    return response
 
 
 def _fingerprint(body: bytes) -> str:
@@ -78,50 +86,35 @@ def _ttl() -> timedelta:
     return timedelta(seconds=settings().idempotency_key_ttl_seconds)
 
 
-def _find(session: Session, scope: str, key: str) -> IdempotencyKey | None:
-    record = session.get(IdempotencyKey, (scope, key), populate_existing=True)
-    if record is None or record.expires_at <= datetime.now(UTC):
-        return None
-    return record
+def _claim(session: Session, scope: str, key: str, fingerprint: str) -> bool:
+    """Insert the key (or take over an expired one); False if a live one exists.
 
-
-def _record_key_on_commit(session: Session, scope: str, key: str, fingerprint: str) -> None:
+    A concurrent request with the same key waits here, on this row, until the first
+    commits or rolls back, before any work: it then replays, never trips over the
+    work's own constraints (such as a unique email)."""
     expires_at = datetime.now(UTC) + _ttl()
-
-    def record(session: Session) -> None:
-        statement = insert(IdempotencyKey).values(
-            scope=scope, key=key, fingerprint=fingerprint, expires_at=expires_at
-        )
-        # The key goes in before the work is flushed (no autoflush): a concurrent request
-        # with the same key then waits on this row, not on the user's unique email, and
-        # finds the key in use instead of "email already registered". An expired key may
-        # be reused; a live one (another request's) aborts this transaction, so the work
-        # is not done twice.
-        with session.no_autoflush:
-            inserted = session.execute(
-                statement.on_conflict_do_update(
-                    index_elements=["scope", "key"],
-                    set_={
-                        "fingerprint": fingerprint,
-                        "status": None,
-                        "body": None,
-                        "location": None,
-                        "etag": None,
-                        "created_at": func.now(),
-                        "expires_at": expires_at,
-                    },
-                    where=IdempotencyKey.expires_at <= func.now(),
-                ).returning(IdempotencyKey.key)
-            ).first()
-        if inserted is None:
-            raise IntegrityError("idempotency key in use", None, Exception(key))
-
-    event.listen(session, "before_commit", record, once=True)
+    statement = insert(IdempotencyKey).values(
+        scope=scope, key=key, fingerprint=fingerprint, expires_at=expires_at
+    )
+    claimed = session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["scope", "key"],
+            set_={
+                "fingerprint": fingerprint,
+                "status": None,
+                "body": None,
+                "location": None,
+                "etag": None,
+                "created_at": func.now(),
+                "expires_at": expires_at,
+            },
+            where=IdempotencyKey.expires_at <= func.now(),
+        ).returning(IdempotencyKey.key)
+    ).first()
+    return claimed is not None
 
 
 def _store_response(session: Session, scope: str, key: str, response: Response) -> None:
-    if response.status_code >= 500:
-        return
     session.execute(
         update(IdempotencyKey)
         .where(IdempotencyKey.scope == scope, IdempotencyKey.key == key)
@@ -132,7 +125,6 @@ def _store_response(session: Session, scope: str, key: str, response: Response) 
             etag=response.headers.get("ETag"),
         )
     )
-    session.commit()
 
 
 def _replay(record: IdempotencyKey, fingerprint: str) -> Response:
@@ -142,14 +134,6 @@ def _replay(record: IdempotencyKey, fingerprint: str) -> Response:
             "Idempotency-Key reused",
             "This Idempotency-Key was used with a different request body.",
             type_="/problems/idempotency-key-reused",
-        )
-    if record.status is None:
-        return problem(
-            409,
-            "Request in progress",
-            "A request with this Idempotency-Key is still being processed. Retry shortly.",
-            type_="/problems/idempotency-key-in-progress",
-            headers={"Retry-After": "1"},
         )
     response = Response(record.body, status=record.status, mimetype="application/json")
     if record.location:

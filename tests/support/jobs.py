@@ -1,8 +1,8 @@
 """Queued jobs run by the worker's own code, inside the test process.
 
 `python -m worker --burst` costs a process start per call; calling its entry function
-runs the same ServiceWorker (a forked work horse per job, the outbox bookkeeping, the
-housekeeping) without one. Process-level behaviour (signals, shutdowns, liveness) is
+runs the same ServiceWorker (the jobs, the outbox bookkeeping, the housekeeping)
+without one. Process-level behaviour (signals, shutdowns, liveness) is
 tested on real worker processes in tests/system.
 """
 

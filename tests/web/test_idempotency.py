@@ -83,9 +83,9 @@ def test_concurrent_requests_with_one_key_create_one_user(app: Flask, db: Databa
 
     assert _count(db, "users") == 1
     assert (201, "") in answers
-    # The others wait for the first: a replay, or "in progress" with Retry-After; never
+    # The others wait on the key's row for the first to commit, then replay; never
     # "email already registered", which would tell the client its own retry failed.
-    assert set(answers) <= {(201, ""), (409, "/problems/idempotency-key-in-progress")}
+    assert set(answers) == {(201, "")}
 
 
 def test_expired_keys_are_deleted(client: FlaskClient, db: Database) -> None:
@@ -111,4 +111,35 @@ def test_the_same_json_spaced_or_ordered_differently_is_the_same_request(
 
     assert first.status_code == again.status_code == 201
     assert again.headers["Idempotent-Replayed"] == "true"
+    assert _count(db, "users") == 1
+
+
+def test_a_request_that_dies_leaves_its_key_free_at_once(client: FlaskClient, db: Database) -> None:
+    """The key, the work and the response commit together: a request that fails midway
+    (a fault injected by a trigger on the real server) leaves no key "in progress"."""
+    with db.engine.begin() as connection:
+        connection.execute(
+            text(
+                "CREATE FUNCTION refuse_insert() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'injected fault'; END $$"
+            )
+        )
+        connection.execute(
+            text(
+                "CREATE TRIGGER refuse_insert BEFORE INSERT ON users "
+                "FOR EACH ROW EXECUTE FUNCTION refuse_insert()"
+            )
+        )
+    body, headers = user_payload(), {"Idempotency-Key": "dies-midway"}
+    try:
+        failed = client.post("/api/v1/users", json=body, headers=headers)
+    finally:
+        with db.engine.begin() as connection:
+            connection.execute(text("DROP TRIGGER refuse_insert ON users"))
+            connection.execute(text("DROP FUNCTION refuse_insert()"))
+    retried = client.post("/api/v1/users", json=body, headers=headers)
+
+    assert failed.status_code >= 500
+    assert retried.status_code == 201
+    assert "Idempotent-Replayed" not in retried.headers
     assert _count(db, "users") == 1

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.features.exports.jobs import USERS_EXPORT
 from app.features.exports.models import Export, ExportChunk
-from app.jobs.outbox import Outbox, add_job
+from app.jobs.outbox import Outbox, new_job
 from app.jobs.queue import JobQueue
 
 
@@ -38,12 +38,13 @@ class ExportService:
         self._ttl = timedelta(seconds=ttl_seconds)
 
     def create(self) -> Export:
-        """Record the export and its job in one transaction."""
+        """Add the export and its job to the caller's transaction, which commits them
+        (in the web layer, @idempotent, once per request)."""
         export = Export(id=uuid.uuid4(), expires_at=datetime.now(UTC) + self._ttl)
-        self._session.add(export)
-        message = add_job(self._session, USERS_EXPORT, export_id=str(export.id))
-        self._session.commit()
-        self._outbox.dispatch(self._session, [message])
+        message = new_job(USERS_EXPORT, export_id=str(export.id))
+        self._session.add_all([export, message])
+        self._session.flush()
+        self._outbox.dispatch_after_commit(self._session, message)
         return export
 
     def get(self, export_id: uuid.UUID) -> Export:

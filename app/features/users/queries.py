@@ -18,9 +18,9 @@ class UserNotFound(Exception):
 # What a read returns: the columns the API shows, plus the version (the ETag). Rows have
 # the same attribute names as User, so responses are built from either the same way.
 UserRow = Row[uuid.UUID, str, str, datetime, datetime, int]
-_COLUMNS = (User.id, User.email, User.name, User.created_at, User.updated_at, User.version)
-_BY_ID = select(*_COLUMNS).where(User.id == bindparam("id"))
-_IN_ORDER = select(*_COLUMNS).order_by(User.created_at, User.id).limit(bindparam("limit"))
+COLUMNS = (User.id, User.email, User.name, User.created_at, User.updated_at, User.version)
+_BY_ID = select(*COLUMNS).where(User.id == bindparam("id"))
+_IN_ORDER = select(*COLUMNS).order_by(User.created_at, User.id).limit(bindparam("limit"))
 _IN_ORDER_AFTER = _IN_ORDER.where(
     tuple_(User.created_at, User.id) > tuple_(bindparam("created_at"), bindparam("id"))
 )

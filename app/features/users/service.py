@@ -5,14 +5,15 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.exc import StaleDataError
 
 from app.features.users.jobs import WELCOME_EMAIL
 from app.features.users.models import User
-from app.features.users.queries import UserNotFound
-from app.jobs.outbox import Outbox, add_job
+from app.features.users.queries import COLUMNS, UserNotFound, UserRow
+from app.jobs.outbox import Outbox, insert_job, new_job
 
 EMAIL_UNIQUE = "uq_users_email"
 
@@ -32,14 +33,25 @@ class UserService:
         self._session = session
         self._outbox = outbox
 
-    def create(self, *, email: str, name: str) -> User:
-        """Register a user and, in the same transaction, the welcome email job."""
-        user = User(id=uuid.uuid4(), email=email, name=name)
-        self._session.add(user)
-        welcome = add_job(self._session, WELCOME_EMAIL, user_id=str(user.id))
-        self._commit()
-        self._outbox.dispatch(self._session, [welcome])
-        return user
+    def create(self, *, email: str, name: str) -> UserRow:
+        """Add a user and its welcome email job to the caller's transaction, in one
+        statement; the caller commits (in the web layer, @idempotent, once per request)."""
+        user_id = uuid.uuid4()
+        welcome = new_job(WELCOME_EMAIL, user_id=str(user_id))
+        new_user = (
+            insert(User)
+            .values(id=user_id, email=email, name=name, version=1)
+            .returning(*COLUMNS)
+            .cte("new_user")
+        )
+        statement = select(*new_user.c).add_cte(insert_job(welcome).cte("welcome_job"))
+        try:
+            row = self._session.execute(statement).one()
+        except IntegrityError as exc:
+            self._session.rollback()
+            raise _integrity_problem(exc) from None
+        self._outbox.dispatch_after_commit(self._session, welcome)
+        return row
 
     def get(self, user_id: uuid.UUID) -> User:
         """The user to change, tracked by the session."""
@@ -64,9 +76,12 @@ class UserService:
             self._session.commit()
         except IntegrityError as exc:
             self._session.rollback()
-            if getattr(getattr(exc.orig, "diag", None), "constraint_name", None) == EMAIL_UNIQUE:
-                raise EmailAlreadyRegistered from None
-            raise
+            raise _integrity_problem(exc) from None
         except StaleDataError:
             self._session.rollback()
             raise ConcurrentUpdate from None
+
+
+def _integrity_problem(error: IntegrityError) -> Exception:
+    constraint = getattr(getattr(error.orig, "diag", None), "constraint_name", None)
+    return EmailAlreadyRegistered() if constraint == EMAIL_UNIQUE else error

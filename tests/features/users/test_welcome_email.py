@@ -96,6 +96,7 @@ def test_a_patch_does_not_wait_for_the_mail_server_of_a_welcome_email_in_flight(
         sending.join(10)
     finally:
         install_job_context(None)
+        context.mailer.close()
         slow.stop()
 
     assert patched.status_code == 200
