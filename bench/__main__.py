@@ -1,5 +1,6 @@
-"""`python -m bench` (make bench): see bench/run.py."""
+"""`python -m bench` (make bench): see bench/run.py; `--only` runs some sections
+(bench/sections.py)."""
 
-from bench.run import main
+from bench.sections import main
 
 raise SystemExit(main())

@@ -1,5 +1,9 @@
 """The baseline: a minimal Flask + SQLAlchemy app doing the same queries as the service,
-with nothing else (no logging, metrics, tracing, validation, request ids, problems)."""
+with nothing else (no logging, metrics, tracing, validation, request ids, problems).
+
+Its POST is the naive write the service is measured against (issue 13): INSERT the user,
+COMMIT, then enqueue the welcome job on RQ, with no outbox: a crash or a Redis outage
+between the commit and the enqueue loses the job, which the service's outbox prevents."""
 
 from __future__ import annotations
 
@@ -9,9 +13,15 @@ from datetime import datetime
 
 from flask import Flask, jsonify, request
 from flask.typing import ResponseReturnValue
+from redis import Redis
+from rq import Queue
 from sqlalchemy import Row, create_engine, text
 
+from app.features.users.jobs import WELCOME_EMAIL
+
 engine = create_engine(os.environ["DATABASE_URL"], pool_size=2, max_overflow=2)
+# The service's Redis and queue, so the enqueue costs what the service's would.
+welcome_queue = Queue(WELCOME_EMAIL.queue, connection=Redis.from_url(os.environ["REDIS_URL"]))
 app = Flask(__name__)
 
 
@@ -63,4 +73,5 @@ def create_user() -> ResponseReturnValue:
             ),
             {"id": uuid.uuid4(), "email": body["email"].lower(), "name": body["name"]},
         ).one()
+    welcome_queue.enqueue_call(func=WELCOME_EMAIL.func, kwargs={"user_id": str(row[0])})
     return jsonify(_user(row)), 201

@@ -25,8 +25,9 @@ from typing import Any
 
 import psycopg
 from redis import Redis
-from rq import Queue, SimpleWorker, Worker
+from rq import Queue
 
+from bench.job_throughput import job_benchmarks
 from devtools.otlp_receiver import OtlpReceiver
 from devtools.processes import descendants, free_port, http_call
 
@@ -39,6 +40,8 @@ SCENARIOS = {
     "GET /api/v1/users?limit=50": None,
     "mixed 90% GET / 10% POST": "mixed.lua",
 }
+# The baseline's POST is the naive write (INSERT, COMMIT, RQ enqueue): see baseline_app.py.
+WRITE_SCENARIOS = ("POST /api/v1/users", "mixed 90% GET / 10% POST")
 DURATION = int(os.environ.get("BENCH_SECONDS", "8"))
 REPEATS = int(os.environ.get("BENCH_REPEATS", "3"))
 CONNECTIONS, THREADS, WORKERS = 16, 2, 4
@@ -124,8 +127,10 @@ def _script(name: str | None, ids: list[str], work: Path) -> list[str]:
     report = (WRK / "report.lua").read_text()
     body = (WRK / name).read_text() if name else ""
     ids_table = "IDS = {" + ",".join(f'"{i}"' for i in ids) + "}\n"
+    # A nonce per wrk run: the POST scripts build unique emails from it.
+    run = f'RUN = "{uuid.uuid4().hex[:12]}"\n'
     path = work / f"{name or 'plain'}.lua"
-    path.write_text(ids_table + body + "\n" + report)
+    path.write_text(ids_table + run + body + "\n" + report)
     return ["-s", str(path)]
 
 
@@ -155,7 +160,9 @@ def wrk(port: int, scenario: str, ids: list[str], work: Path, seconds: int) -> d
     return result
 
 
-def http_benchmarks(database_url: str, redis_url: str, work: Path) -> dict[str, Any]:
+def http_benchmarks(
+    database_url: str, redis_url: str, work: Path, scenarios: tuple[str, ...] = tuple(SCENARIOS)
+) -> dict[str, Any]:
     receiver = OtlpReceiver().start()
     common = {
         "APP_ENV": "production",
@@ -177,7 +184,7 @@ def http_benchmarks(database_url: str, redis_url: str, work: Path) -> dict[str, 
         "service, instrumentation off": ("service", {**common, "METRICS_ENABLED": "false"}),
     }
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
-        c: {s: [] for s in SCENARIOS} for c in configs
+        c: {s: [] for s in scenarios} for c in configs
     }
     ids = seed_users(database_url, 10_000)
     order = list(configs)
@@ -187,7 +194,7 @@ def http_benchmarks(database_url: str, redis_url: str, work: Path) -> dict[str, 
             server = start_server(kind, env, work / f"{kind}.log")
             try:
                 wrk(server.port, "GET /api/v1/users/{id}", ids, work, 2)  # warm-up
-                for scenario in SCENARIOS:
+                for scenario in scenarios:
                     runs[name][scenario].append(wrk(server.port, scenario, ids, work, DURATION))
                     print(
                         f"{name:32} {scenario:30} {runs[name][scenario][-1]['rps']:8.0f} req/s",
@@ -195,8 +202,10 @@ def http_benchmarks(database_url: str, redis_url: str, work: Path) -> dict[str, 
                     )
             finally:
                 server.stop()
+                # Both apps enqueue a welcome job per POST and no worker runs here.
+                Redis.from_url(redis_url).flushdb()
     receiver.stop()
-    return {name: {s: _median(r) for s, r in scenarios.items()} for name, scenarios in runs.items()}
+    return {name: {s: _median(r) for s, r in found.items()} for name, found in runs.items()}
 
 
 def _median(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -207,51 +216,6 @@ def _median(results: list[dict[str, Any]]) -> dict[str, Any]:
         "errors": sum(r["errors"] for r in results),
         "wrk_cpu_percent": statistics.median(r["wrk_cpu_percent"] for r in results),
     }
-
-
-def _run_worker(argv: list[str], env: dict[str, str]) -> float:
-    started = time.perf_counter()
-    subprocess.run(argv, env={**os.environ, **env}, cwd=ROOT, check=True, capture_output=True)
-    return time.perf_counter() - started
-
-
-def job_benchmarks(database_url: str, redis_url: str) -> dict[str, Any]:
-    redis = Redis.from_url(redis_url)
-    results: dict[str, Any] = {}
-    count = 200
-    for label, worker_class in (("forking Worker", Worker), ("SimpleWorker", SimpleWorker)):
-        redis.flushdb()
-        queue = Queue("bench", connection=redis)
-        for _ in range(count):
-            queue.enqueue("bench.jobs.noop")
-        started = time.perf_counter()
-        worker_class([queue], connection=redis).work(burst=True, logging_level="WARNING")
-        results[f"no-op jobs/s, {label}"] = count / (time.perf_counter() - started)
-    env = {
-        "APP_ENV": "test",
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "LOG_LEVEL": "warning",
-        "WORKER_METRICS_PORT": "0",
-        "WORKER_QUEUES": "default",
-    }
-    redis.flushdb()
-    seed_users(database_url, 0)
-    ids = []
-    with psycopg.connect(_libpq(database_url)) as connection:
-        connection.execute(
-            "INSERT INTO users (id, email, name, version) SELECT gen_random_uuid(), "
-            "'mail' || n || '@example.com', 'Mail ' || n, 1 FROM generate_series(1, %s) n",
-            (count,),
-        )
-        ids = [str(r[0]) for r in connection.execute("SELECT id FROM users").fetchall()]
-    queue = Queue("default", connection=redis)
-    for user_id in ids:
-        queue.enqueue("app.features.users.jobs.send_welcome_email", kwargs={"user_id": user_id})
-    elapsed = _run_worker([sys.executable, "-m", "worker", "--burst"], env)
-    results["welcome-email jobs/s, forking Worker (console mailer, incl. start)"] = count / elapsed
-    redis.flushdb()
-    return results
 
 
 def export_benchmarks(database_url: str, redis_url: str) -> dict[str, Any]:
@@ -397,7 +361,9 @@ def write_results(results: dict[str, Any]) -> None:
     http = results["http"]
     lines = [
         f"Machine: {results['machine']}; wrk -t{THREADS} -c{CONNECTIONS}, {DURATION} s per "
-        f"run, {REPEATS} alternated repeats (medians), {WORKERS} sync workers.",
+        f"run, {REPEATS} alternated repeats (medians), {WORKERS} sync workers. The baseline "
+        "is a bare Flask + SQLAlchemy app; its POST is the naive write: INSERT, COMMIT, "
+        "then an RQ enqueue of the welcome job, no outbox.",
         "",
         "| scenario | configuration | req/s | p50 ms | p99 ms | errors | wrk CPU % |",
         "|---|---|---|---|---|---|---|",
@@ -426,27 +392,39 @@ def write_results(results: dict[str, Any]) -> None:
     print("\n".join(lines))
 
 
-def main() -> int:
+def compare(http: dict[str, Any]) -> dict[str, Any]:
+    """The service with everything on against the baseline and against itself off."""
+    full, baseline, off = (
+        http[c] for c in ("service, everything on", "baseline", "service, instrumentation off")
+    )
+    return {
+        scenario: {
+            "throughput_vs_baseline": full[scenario]["rps"] / baseline[scenario]["rps"],
+            "p99_vs_baseline": full[scenario]["p99_ms"] / baseline[scenario]["p99_ms"],
+            "throughput_vs_off": full[scenario]["rps"] / off[scenario]["rps"],
+        }
+        for scenario in full
+    }
+
+
+def locations() -> tuple[str, str, Path]:
+    """The PostgreSQL server (a database is created on it per run), the bench's own Redis
+    database (flushed between runs) and the work directory."""
     server_url = os.environ.get(
         "BENCH_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
     )
     redis_url = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/10")
     work = Path(os.environ.get("BENCH_WORK_DIR", "var/bench"))
     work.mkdir(parents=True, exist_ok=True)
+    return server_url, redis_url, work
+
+
+def main() -> int:
+    server_url, redis_url, work = locations()
     database_url = prepare_database(server_url)
     try:
         http = http_benchmarks(database_url, redis_url, work)
-        ratios = {
-            scenario: {
-                "throughput_vs_baseline": http["service, everything on"][scenario]["rps"]
-                / http["baseline"][scenario]["rps"],
-                "p99_vs_baseline": http["service, everything on"][scenario]["p99_ms"]
-                / http["baseline"][scenario]["p99_ms"],
-                "throughput_vs_off": http["service, everything on"][scenario]["rps"]
-                / http["service, instrumentation off"][scenario]["rps"],
-            }
-            for scenario in SCENARIOS
-        }
+        ratios = compare(http)
         user_id = seed_users(database_url, 1000)[0]
         RESULTS.mkdir(parents=True, exist_ok=True)
         profile = RESULTS / "profile-get-user.txt"
@@ -456,7 +434,7 @@ def main() -> int:
             check=True,
         )
         other = {
-            **job_benchmarks(database_url, redis_url),
+            **job_benchmarks(database_url, redis_url, work, start_server),
             **export_benchmarks(database_url, redis_url),
             **startup_and_memory(database_url, redis_url, work),
         }

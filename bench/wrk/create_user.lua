@@ -1,5 +1,6 @@
--- POST /api/v1/users with an email no other request of the run uses: each wrk thread
--- gets its own id in setup(), and os.time() separates runs.
+-- POST /api/v1/users with an email no other request uses: RUN (a nonce prepended by
+-- bench/run.py, new for every wrk run) separates runs, the thread id (set in setup())
+-- separates wrk's threads, and the counter the requests of one thread.
 local threads = 0
 function setup(thread)
   threads = threads + 1
@@ -9,7 +10,7 @@ end
 local counter = 0
 request = function()
   counter = counter + 1
-  local body = string.format('{"email": "b%d-%d-%d@example.com", "name": "Bench %d"}',
-    os.time(), tid, counter, counter)
+  local body = string.format('{"email": "b%s-%d-%d@example.com", "name": "Bench %d"}',
+    RUN, tid, counter, counter)
   return wrk.format("POST", "/api/v1/users", {["Content-Type"] = "application/json"}, body)
 end

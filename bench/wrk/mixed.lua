@@ -1,4 +1,5 @@
--- 90% GET by id, 10% POST (IDS is prepended by bench/run.py); unique emails per thread.
+-- 90% GET by id, 10% POST (IDS and RUN are prepended by bench/run.py); emails unique
+-- per run, thread and request as in create_user.lua.
 local threads = 0
 function setup(thread)
   threads = threads + 1
@@ -9,8 +10,8 @@ local n = 0
 request = function()
   n = n + 1
   if n % 10 == 0 then
-    local body = string.format('{"email": "m%d-%d-%d@example.com", "name": "Mixed %d"}',
-      os.time(), tid, n, n)
+    local body = string.format('{"email": "m%s-%d-%d@example.com", "name": "Mixed %d"}',
+      RUN, tid, n, n)
     return wrk.format("POST", "/api/v1/users", {["Content-Type"] = "application/json"}, body)
   end
   return wrk.format("GET", "/api/v1/users/" .. IDS[(n % #IDS) + 1])
