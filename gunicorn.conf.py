@@ -79,6 +79,11 @@ keepalive = settings.gunicorn_keepalive
 max_requests = settings.gunicorn_max_requests
 max_requests_jitter = settings.gunicorn_max_requests_jitter
 
+# Only the reverse proxy's X-Forwarded-Proto sets the scheme; the app applies the same list
+# to X-Forwarded-For (app/web/forwarded.py), so logs name the client, not the proxy.
+forwarded_allow_ips = settings.forwarded_allow_ips
+
+# deploy/nginx/default.conf.template holds the same limits: change them together.
 limit_request_line = 4094
 limit_request_fields = 100
 limit_request_field_size = 8190

@@ -9,6 +9,7 @@ becomes a `ConfigError` with one line per problem, naming the variable, never it
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import sys
@@ -47,6 +48,20 @@ def _default_workers() -> int:
 STACK_ENV_FILE = "var/stack.env"
 
 
+def _networks(value: str) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network] | None:
+    """Comma-separated addresses and CIDR networks, as Gunicorn's forwarded_allow_ips."""
+    entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+    if "*" in entries:
+        return None
+    networks = []
+    for entry in entries:
+        try:
+            networks.append(ipaddress.ip_network(entry, strict=False))
+        except ValueError:
+            raise ValueError("must be IP addresses or networks separated by commas, or *") from None
+    return networks
+
+
 class Settings(BaseSettings):
     """Everything the web app, Gunicorn and the worker can be told from outside."""
 
@@ -78,6 +93,8 @@ class Settings(BaseSettings):
     gunicorn_preload_app: bool = False
     shutdown_drain_seconds: float = Field(5.0, ge=0, le=120)
     drain_flag_file: str | None = None
+    # Peers whose X-Forwarded-* headers Gunicorn and the app believe: the reverse proxy.
+    forwarded_allow_ips: str = "127.0.0.1,::1"
 
     metrics_enabled: bool = True
     metrics_port: int = Field(9100, ge=1, le=65535)
@@ -158,6 +175,12 @@ class Settings(BaseSettings):
             raise ValueError("must be an smtp:// or smtps:// URL")
         return value
 
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _address_list(cls, value: str) -> str:
+        _networks(value)  # raises ValueError on a bad entry
+        return value
+
     @field_validator("admin_token")
     @classmethod
     def _strong_token(cls, value: SecretStr | None) -> SecretStr | None:
@@ -179,6 +202,11 @@ class Settings(BaseSettings):
     @property
     def queue_names(self) -> list[str]:
         return [name.strip() for name in self.worker_queues.split(",") if name.strip()]
+
+    @property
+    def trusted_proxies(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network] | None:
+        """FORWARDED_ALLOW_IPS as networks; None for `*`, which trusts every peer."""
+        return _networks(self.forwarded_allow_ips)
 
     def retry_intervals(self) -> list[int]:
         """Seconds before each retry: exponential from the base, capped."""
