@@ -96,6 +96,9 @@ def test_welcome_email_is_sent_once_with_text_html_and_message_id(
 def test_sigterm_mid_job_finishes_the_job_and_exits_0(
     client: FlaskClient, db: Database, redis_db: Redis, settings: Settings, tmp_path: Path
 ) -> None:
+    """The worker runs jobs in its own process (SimpleWorker). Older RQ let that worker
+    kill the running job on SIGTERM (rq #523); this is the check that the RQ we lock
+    finishes it."""
     slow = SmtpSink(free_port(), delay=2.0).start()
     try:
         user = create_user(client)

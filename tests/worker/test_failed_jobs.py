@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 from redis import Redis
+from sqlalchemy import text
 
 from app.factory import create_app
 from app.foundation.config import Settings
+from app.jobs.outbox import OutboxRelay
 from app.web.services import services
 from app.web.sessions import Database
 from devtools.processes import free_port
@@ -62,6 +64,17 @@ def test_a_failed_job_is_listed_requeued_and_then_delivered(
     nobody_listens = {"smtp_url": SecretStr(f"smtp://127.0.0.1:{free_port()}"), "smtp_timeout": 1}
     run_queued_jobs(settings, tmp_path, **nobody_listens)
 
+    assert _outbox_ends(db) == (None, "failed")
+    relay = OutboxRelay(
+        db.sessionmaker,
+        services(app).jobs,
+        min_age_seconds=0,
+        redispatch_seconds=1,
+        retention_hours=24,
+    )
+    time.sleep(1.1)
+    assert relay.relay() == 0  # failed for good: left to the operator, not re-enqueued
+
     capsys.readouterr()
     assert main(["failed", "list"]) == 0
     [failed] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
@@ -75,7 +88,16 @@ def test_a_failed_job_is_listed_requeued_and_then_delivered(
     run_queued_jobs(settings, tmp_path, smtp_url=SecretStr(sink.url))
 
     assert len(sink.wait_for(1, timeout=5)) == 1
+    assert _outbox_ends(db) == ("completed", "failed")
     services(app).close()
+
+
+def _outbox_ends(db: Database) -> tuple[str | None, str | None]:
+    with db.engine.connect() as connection:
+        completed, failed = connection.execute(
+            text("SELECT completed_at, failed_at FROM outbox")
+        ).one()
+    return ("completed" if completed else None), ("failed" if failed else None)
 
 
 def test_check_passes_only_while_the_heartbeat_is_fresh(environment: Path) -> None:
