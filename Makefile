@@ -17,7 +17,7 @@ K8S_VERSION ?= 1.30.0
 COMPOSE := VERSION=$(VERSION) GIT_REVISION=$(GIT_REVISION) docker compose
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-system test-reliability bench lint format migrate-up migrate-down revision clean \
+.PHONY: help install run mail psql redis-cli seed test test-system test-reliability bench lint format migrate-up migrate-down revision clean \
 	docker compose-up compose-down docker-test validate-deploy
 
 help: ## list the targets
@@ -30,8 +30,27 @@ $(UV):
 install: $(UV) ## install the locked dependencies into .venv
 	$(UV) sync --frozen
 
+# `exec`: make's child is the stack itself, with no shell or uv in between, so the SIGTERM
+# make passes on reaches it; --stop-with-parent covers what make does not pass on
+# (SIGINT or SIGHUP to make alone; make killed): devtools/parent_watch.py.
+DEVTOOLS := exec .venv/bin/python -m devtools
+# Where make run keeps its data and writes stack.env, banner.txt and mail/ (tests use their own).
+VAR_DIR ?= var
+
 run: install ## the whole stack locally: embedded PostgreSQL and Redis unless *_URL are set
-	APP_ENV=$${APP_ENV:-development} $(RUN) python -m devtools run
+	exec env APP_ENV=$${APP_ENV:-development} .venv/bin/python -m devtools run --var-dir $(VAR_DIR) --stop-with-parent
+
+mail: ## the development inbox of make run: list, and show the newest (or MSG=<file>)
+	@$(DEVTOOLS) mail --var-dir $(VAR_DIR) $(MSG)
+
+psql: ## psql on the running stack's database (ARGS='-c "select 1"')
+	@$(DEVTOOLS) psql --var-dir $(VAR_DIR) $(ARGS)
+
+redis-cli: ## redis-cli on the running stack's Redis (ARGS='dbsize')
+	@$(DEVTOOLS) redis-cli --var-dir $(VAR_DIR) $(ARGS)
+
+seed: ## N realistic users (default 1000) through the users service, into the running stack
+	@$(DEVTOOLS) seed --var-dir $(VAR_DIR) $(N)
 
 # Coverage of each tier; .ci/run appends the tiers and checks the combined figure.
 FAST_COV ?= --cov --cov-report=term --cov-fail-under=85

