@@ -27,6 +27,7 @@ import psycopg
 from redis import Redis
 from rq import Queue
 
+from bench.devstack import devstack_benchmarks
 from bench.job_throughput import job_benchmarks
 from devtools.otlp_receiver import OtlpReceiver
 from devtools.processes import descendants, free_port, http_call
@@ -437,6 +438,7 @@ def main() -> int:
             **job_benchmarks(database_url, redis_url, work, start_server),
             **export_benchmarks(database_url, redis_url),
             **startup_and_memory(database_url, redis_url, work),
+            **devstack_benchmarks(work),
         }
     finally:
         drop_database(server_url, database_url)
