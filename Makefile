@@ -18,7 +18,7 @@ COMPOSE := VERSION=$(VERSION) GIT_REVISION=$(GIT_REVISION) docker compose
 
 .DEFAULT_GOAL := help
 .PHONY: help install run mail psql redis-cli seed test test-system test-reliability bench lint format migrate-up migrate-down revision clean \
-	docker compose-up compose-down docker-test validate-deploy
+	docker compose-up compose-down docker-test validate-deploy k8s-image
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
@@ -114,6 +114,13 @@ validate-deploy: install ## hadolint, compose and workflow schemas, Kubernetes m
 	$(RUN) check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/ci.yml
 	$(RUN) kubernetes-validate --kubernetes-version $(K8S_VERSION) --strict \
 		$(filter-out %/kustomization.yaml,$(wildcard deploy/k8s/*.yaml))
+
+# The image the example overlay deploys: IMAGE as given when it has a tag
+# (registry.example.com/users-service:1.4.0), else IMAGE:VERSION, what `make docker` built.
+K8S_IMAGE = $(if $(findstring :,$(lastword $(subst /, ,$(IMAGE)))),$(IMAGE),$(IMAGE):$(VERSION))
+
+k8s-image: install ## point deploy/overlays/example at an image: make k8s-image IMAGE=registry/users-service:1.4.0
+	$(RUN) python -m devtools k8s-image deploy/overlays/example/kustomization.yaml $(K8S_IMAGE)
 
 clean: ## remove local data, caches and environments
 	rm -rf var .venv $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.* htmlcov

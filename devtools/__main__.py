@@ -5,6 +5,7 @@
     python -m devtools psql [--var-dir DIR] [ARGS...]       psql on the stack's database
     python -m devtools redis-cli [--var-dir DIR] [ARGS...]  redis-cli on the stack's Redis
     python -m devtools seed [--var-dir DIR] [N]  N realistic users through the users service
+    python -m devtools k8s-image KUSTOMIZATION NAME:TAG   the image an overlay deploys
 
 Embedded PostgreSQL and Redis unless DATABASE_URL / REDIS_URL are set; their URLs are
 written to var/stack.env while the stack runs, so these commands, `python -m app config`,
@@ -38,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     for client in ("psql", "redis-cli"):
         command = commands.add_parser(client, help=f"{client} on the running stack")
         command.add_argument("--var-dir", type=Path, default=PROJECT_ROOT / "var")
+    image = commands.add_parser("k8s-image", help="set the image of a Kustomize overlay")
+    image.add_argument("kustomization", type=Path)
+    image.add_argument("image", help="NAME:TAG")
     seed = commands.add_parser("seed", help="create realistic users through the service")
     seed.add_argument("--var-dir", type=Path, default=PROJECT_ROOT / "var")
     seed.add_argument("count", nargs="?", type=int, default=1000)
@@ -62,6 +66,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         from devtools.inbox import show
 
         sys.stdout.write(show(args.var_dir / "mail", args.name))
+        return 0
+    if args.command == "k8s-image":
+        from devtools.k8s_image import set_image
+
+        try:
+            set_image(args.kustomization, args.image)
+        except ValueError as error:
+            raise ConfigError([f"IMAGE: {error}"]) from None
+        print(f"{args.kustomization}: image {args.image}")
         return 0
     if args.command == "run":
         from devtools.stack import run_dev_stack

@@ -62,11 +62,15 @@ def seconds(duration: str) -> float:
 
 
 def manifests() -> dict[str, dict[str, Any]]:
-    """Every Kubernetes resource of the base, by "Kind/name"."""
+    """Every Kubernetes resource of the base, by "Kind/name", with the ConfigMap that
+    kustomization.yaml generates from config.env (under its name before the hash)."""
     resources = {}
     for path in MANIFESTS:
         for resource in yaml.safe_load_all(path.read_text()):
             resources[f"{resource['kind']}/{resource['metadata']['name']}"] = resource
+    lines = (K8S / "config.env").read_text().splitlines()
+    data = dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
+    resources["ConfigMap/users-service-config"] = {"kind": "ConfigMap", "data": data}
     return resources
 
 
