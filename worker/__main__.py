@@ -12,20 +12,18 @@ SIGINT a cold one (the job is killed and retried later: delivery is at-least-onc
 
 from __future__ import annotations
 
-import os
-
-# The worker keeps its metrics in-process (worker/metrics.py). An inherited
-# PROMETHEUS_MULTIPROC_DIR (meant for Gunicorn) would switch prometheus_client to
-# multiprocess files, so it is dropped before anything imports the library.
-os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
-
 import argparse
 import logging
+import os
+import shutil
 import socket
+import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import orjson
+from prometheus_client.multiprocess import mark_process_dead
 from redis.exceptions import RedisError
 from rq.job import Job
 from sqlalchemy.exc import SQLAlchemyError
@@ -40,13 +38,15 @@ from app.foundation.log_level import LogLevelSync, log_level_key
 from app.foundation.logs import configure_logging
 from app.foundation.mail import create_mailer
 from app.foundation.redis_client import create_redis
-from app.foundation.tracing import instrument_clients, job_span
+from app.foundation.tracing import create_tracer_provider, instrument_clients, job_span
 from app.jobs.context import JobContext, install_job_context
 from app.jobs.outbox import JobOutcomes, OutboxRelay
 from app.jobs.queue import JobQueue
+from worker import CHILD_METRICS_DIR
 from worker.heartbeat import is_fresh
-from worker.metrics import WorkerMetrics
+from worker.metrics import WorkerMetrics, serve_processes_metrics
 from worker.service_worker import ServiceWorker
+from worker.supervisor import Supervisor
 
 logger = logging.getLogger("worker")
 
@@ -70,6 +70,8 @@ def run_worker(settings: Settings, *, burst: bool, name: str | None) -> int:
     # Both kept across jobs: the jobs run in this process (worker/service_worker.py).
     engine = create_db_engine(settings)
     mailer = create_mailer(settings)
+    tracer_provider = create_tracer_provider(settings, role="job")
+    tracer = tracer_provider.get_tracer("app.jobs") if tracer_provider else None
     instrument_clients(settings)
     sessions = sessionmaker(engine, expire_on_commit=False)
     install_job_context(JobContext(settings, engine, sessions, mailer))
@@ -124,7 +126,7 @@ def run_worker(settings: Settings, *, burst: bool, name: str | None) -> int:
         heartbeat_file=Path(settings.worker_heartbeat_file),
         job_ended=job_ended,
         job_scope=lambda job: job_span(
-            settings,
+            tracer,
             name=job.func_name or "unknown",
             job_id=job.id,
             parent=job.meta.get("trace_context") or {},
@@ -143,6 +145,8 @@ def run_worker(settings: Settings, *, burst: bool, name: str | None) -> int:
         _flush_quietly(outcomes)
         mailer.close()
         engine.dispose()
+        if tracer_provider is not None:
+            tracer_provider.shutdown()
     return 0
 
 
@@ -174,11 +178,58 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings_or_exit(log_level=args.log_level, worker_queues=args.queues)
     configure_logging(settings.log_level)
     if args.command == "check":
-        fresh = is_fresh(Path(settings.worker_heartbeat_file), settings.worker_liveness_seconds)
+        files = heartbeat_files(settings)
+        fresh = all(is_fresh(file, settings.worker_liveness_seconds) for file in files)
         return 0 if fresh else 1
     if args.command == "failed":
         return _failed(settings, args.action, getattr(args, "job_id", None))
+    if settings.worker_processes > 1:
+        return _supervise(settings, args)
     return run_worker(settings, burst=args.burst, name=args.name)
+
+
+def heartbeat_files(settings: Settings) -> list[Path]:
+    """The liveness file of each worker process: one, or one per supervised child."""
+    base = settings.worker_heartbeat_file
+    if settings.worker_processes == 1:
+        return [Path(base)]
+    return [Path(f"{base}.{index}") for index in range(settings.worker_processes)]
+
+
+def _supervise(settings: Settings, args: argparse.Namespace) -> int:
+    metrics_dir = tempfile.mkdtemp(prefix="worker-metrics-")
+    base_name = args.name or f"{socket.gethostname()}.{os.getpid()}"
+    files = heartbeat_files(settings)
+    options = ["--burst"] if args.burst else []
+    for flag, value in (("--queues", args.queues), ("--log-level", args.log_level)):
+        options += [flag, value] if value else []
+
+    def start_child(index: int) -> subprocess.Popen[bytes]:
+        env = {
+            **os.environ,
+            "WORKER_PROCESSES": "1",
+            "WORKER_METRICS_PORT": "0",
+            "WORKER_HEARTBEAT_FILE": str(files[index]),
+            CHILD_METRICS_DIR: metrics_dir,
+        }
+        command = [sys.executable, "-m", "worker", "--name", f"{base_name}-{index}", *options]
+        return subprocess.Popen(command, env=env)  # noqa: S603 - our own interpreter and args
+
+    try:
+        if settings.worker_metrics_port:
+            with create_redis(settings) as redis:
+                queues = [JobQueue(redis, settings).queue(name) for name in settings.queue_names]
+            port = settings.worker_metrics_port
+            serve_processes_metrics(settings.host, port, metrics_dir, queues)
+        supervisor = Supervisor(
+            settings.worker_processes,
+            start_child,
+            lambda pid: mark_process_dead(pid, metrics_dir),  # type: ignore[no-untyped-call]
+            restart=not args.burst,
+        )
+        return supervisor.run()
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":

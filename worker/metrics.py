@@ -1,7 +1,9 @@
 """The worker's own Prometheus metrics, served on WORKER_METRICS_PORT.
 
-Recorded in the worker's main process, which sees every job start and end; the work
-horses it forks never touch them, so no multiprocess mode is needed here.
+One worker process records and serves them itself. With WORKER_PROCESSES > 1 each
+child records into files of a directory its supervisor owns (prometheus_client's
+multiprocess mode, switched on by worker/__main__.py before the library is imported),
+and the supervisor serves their sum, plus the queues read from Redis.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 from rq import Queue
@@ -70,6 +73,8 @@ class WorkerMetrics:
             "rq_worker_last_heartbeat_timestamp_seconds",
             "Last worker heartbeat (Unix time).",
             registry=self.registry,
+            # Across the processes of a supervisor: the stalest live one.
+            multiprocess_mode="livemin",
         )
         self.registry.register(QueueCollector(queues))
         # Every known job's series exist from the start (at 0): rate() and alerts then
@@ -80,3 +85,11 @@ class WorkerMetrics:
 
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=self.registry)
+
+
+def serve_processes_metrics(host: str, port: int, directory: str, queues: list[Queue]) -> None:
+    """The supervisor's endpoint: its children's metrics, summed, and the queues."""
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=directory)  # type: ignore[no-untyped-call]
+    registry.register(QueueCollector(queues))
+    start_http_server(port, addr=host, registry=registry)

@@ -140,6 +140,7 @@ class Settings(BaseSettings):
     export_batch_size: int = Field(5000, ge=100, le=100_000)
 
     worker_queues: str = "default,exports"
+    worker_processes: int = Field(1, ge=1, le=64)
     worker_job_monitoring_interval: int = Field(10, ge=1)
     worker_maintenance_interval: int = Field(60, ge=1)
     worker_heartbeat_file: str = "/tmp/worker.heartbeat"  # noqa: S108 - private per container

@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
-from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from app.foundation.config import Settings
 
@@ -100,28 +100,20 @@ def current_trace_context() -> dict[str, str]:
 
 @contextmanager
 def job_span(
-    settings: Settings, *, name: str, job_id: str, parent: dict[str, str]
+    tracer: Tracer | None, *, name: str, job_id: str, parent: dict[str, str]
 ) -> Iterator[None]:
-    """Run a job inside a span that continues the trace of the request that caused it.
-
-    For a forked work horse: builds the provider, and flushes it at the end because the
-    horse leaves through os._exit, which skips the SDK's own shutdown."""
-    provider = create_tracer_provider(settings, role="job")
-    if provider is None:
+    """Run a job inside a span that continues the trace of the request that caused it."""
+    if tracer is None:
         yield
         return
-    tracer = provider.get_tracer("app.jobs")
-    try:
-        with tracer.start_as_current_span(
-            f"job {name}",
-            context=propagate.extract(parent),
-            kind=SpanKind.CONSUMER,
-            attributes={"messaging.system": "rq", "messaging.message.id": job_id},
-        ) as span:
-            try:
-                yield
-            except BaseException as exc:
-                span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
-                raise
-    finally:
-        provider.shutdown()
+    with tracer.start_as_current_span(
+        f"job {name}",
+        context=propagate.extract(parent),
+        kind=SpanKind.CONSUMER,
+        attributes={"messaging.system": "rq", "messaging.message.id": job_id},
+    ) as span:
+        try:
+            yield
+        except BaseException as exc:
+            span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
+            raise

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import time
 import uuid
+from email.utils import parseaddr
 from pathlib import Path
 
 from flask.testing import FlaskClient
@@ -20,7 +22,7 @@ from app.jobs.context import JobContext, install_job_context
 from app.jobs.outbox import OutboxMessage
 from app.web.services import services
 from app.web.sessions import Database
-from devtools.processes import ServerProcess, free_port, kill_tree, scrape, worker
+from devtools.processes import ServerProcess, descendants, free_port, kill_tree, scrape, worker
 from devtools.smtp_sink import SmtpSink
 from tests.conftest import worker_env
 from tests.support.factories import create_user
@@ -265,3 +267,74 @@ def test_worker_metrics_count_jobs_and_queues(
     assert samples[("rq_queue_depth", (("queue", "default"),))] == 0
     assert samples[("rq_failed_jobs", (("queue", "default"),))] == 0
     assert samples[("rq_worker_last_heartbeat_timestamp_seconds", ())] > time.time() - 60
+
+
+def test_worker_processes_share_the_queues_sum_their_metrics_and_stop_together(
+    client: FlaskClient,
+    db: Database,
+    redis_db: Redis,
+    sink: SmtpSink,
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    users = [create_user(client) for _ in range(20)]
+    metrics_port = free_port()
+    env = worker_env(
+        settings,
+        tmp_path,
+        SMTP_URL=sink.url,
+        WORKER_PROCESSES="2",
+        WORKER_METRICS_PORT=str(metrics_port),
+        TMPDIR=str(tmp_path),
+    )
+    supervisor = worker(env, tmp_path / "w.log")
+    try:
+        delivered = sink.wait_for(20, timeout=60)
+        children = _wait_for_children(supervisor.process.pid, 2)
+        probe = worker(env, tmp_path / "check.log", "check")
+        checked = probe.process.wait(30)
+        probe.kill()
+
+        os.kill(children[0], signal.SIGKILL)  # a crashed child is replaced
+        replaced = _wait_for_children(supervisor.process.pid, 2, without=children[0])
+        samples = scrape(metrics_port)
+        started = descendants(supervisor.process.pid)
+        assert supervisor.terminate() == 0, supervisor.output()
+    finally:
+        supervisor.kill()
+
+    recipients = sorted(parseaddr(str(message["To"]))[1] for message in delivered)
+    assert recipients == sorted(user["email"] for user in users)  # each once
+    assert checked == 0
+    assert children[0] not in replaced
+    job = (("job_kind", "app.features.users.jobs.send_welcome_email"),)
+    assert samples[("rq_jobs_finished_total", job)] == 20  # summed over the processes
+    assert samples[("rq_queue_depth", (("queue", "default"),))] == 0
+    assert not [pid for pid in started if _running(pid)]
+    assert not list(tmp_path.glob("worker-metrics-*"))
+
+
+def _children(pid: int) -> list[int]:
+    return [
+        int(child)
+        for task in Path(f"/proc/{pid}/task").glob("*")
+        for child in (task / "children").read_text().split()
+    ]
+
+
+def _wait_for_children(pid: int, count: int, without: int = 0) -> list[int]:
+    deadline = time.monotonic() + 20
+    found = [child for child in _children(pid) if child != without]
+    while len(found) < count and time.monotonic() < deadline:
+        time.sleep(0.1)
+        found = [child for child in _children(pid) if child != without]
+    assert len(found) == count, found
+    return found
+
+
+def _running(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status
