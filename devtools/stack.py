@@ -163,7 +163,7 @@ def run_dev_stack(settings: Settings, var_dir: Path, *, stop_with_parent: bool =
         for path in files:
             path.unlink(missing_ok=True)
         _stop_servers(servers)
-        logger.info("stack stopped", extra={"seconds": round(time.monotonic() - began, 2)})
+        logger.info("stack stopped", extra={"ran_seconds": round(time.monotonic() - began, 2)})
 
 
 def _announce(facts: banner.StackFacts, began: float, var_dir: Path) -> Path:
