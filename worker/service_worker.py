@@ -88,6 +88,22 @@ class ServiceWorker(SimpleWorker):
             self._stop_requested = True
             self.set_shutdown_requested_date()
 
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[Job, Queue] | None:
+        result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        if result is not None and self._stop_requested:
+            # Asked to stop while waiting for a job: the one that arrived goes back to the
+            # head of its queue for another worker, rather than make this shutdown last
+            # up to JOB_TIMEOUT.
+            job, queue = result
+            with self.connection.pipeline() as pipeline:
+                queue.push_job_id(job.id, pipeline=pipeline, at_front=True)
+                pipeline.lrem(queue.intermediate_queue_key, 1, job.id)
+                pipeline.execute()
+            raise StopRequested()
+        return result
+
     def run_maintenance_tasks(self) -> None:
         if self._stop_requested:
             # Before RQ's maintenance, which would restart the stopped scheduler.
