@@ -87,29 +87,46 @@ class LockedMultiProcessCollector(Collector):
 
 
 class WorkerProcessCollector(Collector):
-    """Resident memory and CPU time of the master and of each live worker, by pid."""
+    """Memory and CPU of the master and of the workers, by role, not by pid: a pid label
+    would add series at every worker recycle (GUNICORN_MAX_REQUESTS) without bound.
+
+    Workers' memory is their sum and the largest one (what recycling is for); their CPU
+    counter adds the last reading of each worker that has exited, so it never goes back."""
 
     def __init__(self, arbiter: Any) -> None:
         self._arbiter = arbiter
+        self._last_cpu: dict[int, float] = {}
+        self._exited_cpu = 0.0
 
     def collect(self) -> Iterator[Metric]:
         rss = GaugeMetricFamily(
-            "gunicorn_process_resident_memory_bytes", "Resident memory.", labels=["role", "pid"]
+            "gunicorn_process_resident_memory_bytes",
+            "Resident memory: the master's, and the live workers' together.",
+            labels=["role"],
         )
         cpu = CounterMetricFamily(
-            "gunicorn_process_cpu_seconds", "User and system CPU time.", labels=["role", "pid"]
+            "gunicorn_process_cpu_seconds",
+            "User and system CPU time of the master, and of every worker so far.",
+            labels=["role"],
         )
-        processes = [("master", os.getpid())] + [
-            ("worker", pid) for pid in list(self._arbiter.WORKERS)
-        ]
-        for role, pid in processes:
-            stats = _proc_stats(pid)
-            if stats is not None:
-                rss.add_metric([role, str(pid)], stats[0])
-                cpu.add_metric([role, str(pid)], stats[1])
-        workers = GaugeMetricFamily("gunicorn_workers", "Live Gunicorn workers.")
-        workers.add_metric([], len(self._arbiter.WORKERS))
-        yield from (rss, cpu, workers)
+        largest = GaugeMetricFamily(
+            "gunicorn_worker_max_resident_memory_bytes", "Resident memory of the largest worker."
+        )
+        master = _proc_stats(os.getpid())
+        if master is not None:
+            rss.add_metric(["master"], master[0])
+            cpu.add_metric(["master"], master[1])
+        workers = {pid: _proc_stats(pid) for pid in list(self._arbiter.WORKERS)}
+        live = {pid: stats for pid, stats in workers.items() if stats is not None}
+        for pid in set(self._last_cpu) - set(live):
+            self._exited_cpu += self._last_cpu.pop(pid)
+        self._last_cpu.update({pid: stats[1] for pid, stats in live.items()})
+        rss.add_metric(["worker"], sum(stats[0] for stats in live.values()))
+        cpu.add_metric(["worker"], self._exited_cpu + sum(self._last_cpu.values()))
+        largest.add_metric([], max((stats[0] for stats in live.values()), default=0))
+        count = GaugeMetricFamily("gunicorn_workers", "Live Gunicorn workers.")
+        count.add_metric([], len(self._arbiter.WORKERS))
+        yield from (rss, largest, cpu, count)
 
 
 def _proc_stats(pid: int) -> tuple[float, float] | None:
