@@ -48,7 +48,7 @@ from app.master.metrics_exposition import MetricFiles, reset_directory, serve_me
 from app.web.services import services  # noqa: E402
 
 METRICS_DIR.mkdir(parents=True, exist_ok=True)
-metric_files = MetricFiles(METRICS_DIR)
+metric_files = MetricFiles.of(METRICS_DIR)
 
 # The app's modules, not the app (see above): nothing here opens a connection or starts a
 # thread. Metric objects created at import get files of the master's pid, emptied by

@@ -48,6 +48,13 @@ class MetricFiles:
         self.path = path
         self.lock = threading.Lock()
 
+    @classmethod
+    def of(cls, path: Path) -> MetricFiles:
+        """The one instance for this directory. SIGHUP makes Gunicorn run its config file
+        again: the child_exit hook then still shares its lock with the scrape collector
+        started by the first run."""
+        return _metric_files.setdefault(path.resolve(), cls(path))
+
     def retire(self, pid: int) -> None:
         """A worker exited: fold its counters and histograms into the archive files,
         drop its gauges (live ones are gone with it; the others are re-exported by the
@@ -64,6 +71,9 @@ class MetricFiles:
 
     def file_count(self) -> int:
         return len(list(self.path.glob("*.db")))
+
+
+_metric_files: dict[Path, MetricFiles] = {}
 
 
 def _add_into(archive_path: Path, dead_path: Path) -> None:
