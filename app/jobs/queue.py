@@ -4,12 +4,13 @@ and what operators can see of failed jobs and live workers."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from redis import Redis
 from rq import Queue, Retry, Worker
 from rq.exceptions import DuplicateJobError, NoSuchJobError
-from rq.job import Job
+from rq.job import Job, JobStatus
 from rq.registry import FailedJobRegistry
 
 from app.foundation.config import Settings
@@ -61,6 +62,17 @@ class JobQueue:
         except DuplicateJobError:
             return False
         return True
+
+    def seconds_since_heartbeat(self, job_id: str) -> float | None:
+        """How long a running job has not been heard from; None if it is not running
+        (queued, scheduled for a retry, ended, or unknown)."""
+        try:
+            job = Job.fetch(job_id, connection=self._redis)
+        except NoSuchJobError:
+            return None
+        if job.get_status(refresh=False) != JobStatus.STARTED or job.last_heartbeat is None:
+            return None
+        return (datetime.now(UTC) - job.last_heartbeat.replace(tzinfo=UTC)).total_seconds()
 
     def live_workers(self, queue_name: str) -> int:
         return len(Worker.all(queue=self.queue(queue_name)))

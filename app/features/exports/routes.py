@@ -31,6 +31,7 @@ def _service() -> ExportService:
         clients.outbox,
         clients.jobs,
         ttl_seconds=clients.settings.export_ttl_seconds,
+        stall_seconds=2 * clients.settings.worker_job_monitoring_interval,
     )
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.features.exports.jobs import USERS_EXPORT
 from app.features.exports.models import Export, ExportChunk
-from app.jobs.outbox import Outbox, new_job
+from app.jobs.outbox import Outbox, OutboxMessage, new_job
 from app.jobs.queue import JobQueue
 
 
@@ -30,12 +30,20 @@ class ExportNotReady(Exception):
 
 class ExportService:
     def __init__(
-        self, session: Session, outbox: Outbox, jobs: JobQueue, *, ttl_seconds: int
+        self,
+        session: Session,
+        outbox: Outbox,
+        jobs: JobQueue,
+        *,
+        ttl_seconds: int,
+        stall_seconds: int,
     ) -> None:
         self._session = session
         self._outbox = outbox
         self._jobs = jobs
         self._ttl = timedelta(seconds=ttl_seconds)
+        # A running job beats every WORKER_JOB_MONITORING_INTERVAL: two missed is a stall.
+        self._stall_seconds = stall_seconds
 
     def create(self) -> Export:
         """Add the export and its job to the caller's transaction, which commits them
@@ -56,14 +64,30 @@ class ExportService:
         return export
 
     def worker_warning(self, export: Export) -> str | None:
-        """Why a queued export may not move: no worker on its queue, or no queue at all."""
-        if export.status != "queued":
-            return None
+        """Why an export may not move: no worker on its queue, no queue at all, or the
+        worker running it stopped (its progress is stale until the retry starts over)."""
         try:
-            if self._jobs.live_workers(USERS_EXPORT.queue) == 0:
+            if export.status == "queued" and self._jobs.live_workers(USERS_EXPORT.queue) == 0:
                 return f"no worker is listening on queue '{USERS_EXPORT.queue}'"
+            if export.status == "started":
+                return self._stalled(export)
         except RedisError:
-            return "the job queue (Redis) is unreachable; the export will start when it is back"
+            return "the job queue (Redis) is unreachable; the export will go on when it is back"
+        return None
+
+    def _stalled(self, export: Export) -> str | None:
+        job_id = self._session.scalar(
+            select(OutboxMessage.id).where(
+                OutboxMessage.kwargs["export_id"].astext == str(export.id)
+            )
+        )
+        if job_id is None:
+            return None
+        silent = self._jobs.seconds_since_heartbeat(str(job_id))
+        if silent is None:
+            return "the worker running this export stopped; it will start over when retried"
+        if silent > self._stall_seconds:
+            return f"the worker running this export has not been heard from for {silent:.0f} s"
         return None
 
     def chunks(self, export: Export) -> Iterator[bytes]:

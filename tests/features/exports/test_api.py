@@ -5,10 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from flask.testing import FlaskClient
 from redis import Redis
+from rq import Queue, SimpleWorker
+from rq.job import Job, JobStatus
 from sqlalchemy import text
 
 from app.foundation.config import Settings
@@ -112,3 +115,30 @@ def test_housekeeping_deletes_expired_exports_and_their_chunks(
     with db.engine.connect() as connection:
         assert connection.execute(text("SELECT count(*) FROM exports")).scalar_one() == 1
         assert connection.execute(text("SELECT count(*) FROM export_chunks")).scalar_one() == 0
+
+
+def test_a_started_export_whose_worker_went_silent_says_so(
+    client: FlaskClient, db: Database, redis_db: Redis, settings: Settings
+) -> None:
+    location = client.post("/api/v1/exports").headers["Location"]
+    [job_id] = Queue("exports", connection=redis_db).job_ids
+    job = Job.fetch(job_id, connection=redis_db)
+    # The state a worker leaves in Redis when it starts the job, then is SIGKILLed.
+    SimpleWorker(["exports"], connection=redis_db).prepare_job_execution(job)
+    with db.engine.begin() as connection:
+        connection.execute(text("UPDATE exports SET status = 'started', rows_done = 5000"))
+
+    running = client.get(location).json
+    job.heartbeat(datetime.now(UTC) - timedelta(seconds=60), ttl=60)
+    silent = client.get(location).json
+    Job.fetch(job_id, connection=redis_db).set_status(JobStatus.SCHEDULED)  # retry pending
+    retrying = client.get(location).json
+
+    assert running is not None
+    assert running["warning"] is None
+    assert silent is not None
+    assert silent["warning"] == "the worker running this export has not been heard from for 60 s"
+    assert retrying is not None
+    assert retrying["warning"] == (
+        "the worker running this export stopped; it will start over when retried"
+    )
