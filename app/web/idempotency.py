@@ -8,7 +8,9 @@ dies (crash, timeout, lost connection) leaves no key behind and its retry runs a
 and a key never stays "in progress" past the request that holds it.
 
 A retry with the same key and body replays the stored response (status, body, Location,
-ETag); the same key with another body is a 422. A retry that arrives while the first
+ETag); the same key with another body is a 409 (a conflict with the key's state, like
+a concurrent retry; the IETF draft suggests 422, which clients and contract tests read as
+"your request is malformed", and it is not). A retry that arrives while the first
 is still running waits on the key's row (bounded by the statement timeout), then
 replays the committed response.
 """
@@ -130,7 +132,7 @@ def _store_response(session: Session, scope: str, key: str, response: Response) 
 def _replay(record: IdempotencyKey, fingerprint: str) -> Response:
     if record.fingerprint != fingerprint:
         return problem(
-            422,
+            409,
             "Idempotency-Key reused",
             "This Idempotency-Key was used with a different request body.",
             type_="/problems/idempotency-key-reused",

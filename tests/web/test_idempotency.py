@@ -37,13 +37,13 @@ def test_retries_with_the_same_key_replay_the_first_response(
     assert _count(db, "outbox") == 1
 
 
-def test_same_key_with_another_body_is_422(client: FlaskClient, db: Database) -> None:
+def test_same_key_with_another_body_is_409(client: FlaskClient, db: Database) -> None:
     headers = {"Idempotency-Key": "k-2"}
     client.post("/api/v1/users", json=user_payload(), headers=headers)
 
     response = client.post("/api/v1/users", json=user_payload(), headers=headers)
 
-    assert response.status_code == 422
+    assert response.status_code == 409
     assert response.json["type"] == "/problems/idempotency-key-reused"  # type: ignore[index]
     assert _count(db, "users") == 1
 

@@ -10,7 +10,13 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from app.features.exports.schemas import ExportCreate, ExportOut
 from app.features.health.schemas import Alive, Readiness, Started
-from app.features.users.schemas import UserCreate, UserOut, UserPageOut, UserPatch
+from app.features.users.schemas import (
+    CURSOR_PATTERN,
+    UserCreate,
+    UserOut,
+    UserPageOut,
+    UserPatch,
+)
 from app.web.errors import PROBLEM_JSON, Problem
 from app.web.idempotency import HEADER as IDEMPOTENCY_KEY
 from app.web.request_log import REQUEST_ID_HEADER
@@ -159,8 +165,8 @@ def _users_paths() -> Schema:
                     {
                         "name": "cursor",
                         "in": "query",
-                        "description": "Opaque: the cursor of a `next` link this API issued.",
-                        "schema": {"type": "string"},
+                        "description": "The cursor of the previous page's `next` link.",
+                        "schema": {"type": "string", "pattern": CURSOR_PATTERN},
                     },
                     *_params(),
                 ],
@@ -325,7 +331,7 @@ def _components() -> Schema:
                 "in": "header",
                 "description": (
                     "Makes a retry safe: the same key and body replay the first response; the "
-                    "same key with another body is a 422. Keys expire after "
+                    "same key with another body is a 409. Keys expire after "
                     "IDEMPOTENCY_KEY_TTL_SECONDS."
                 ),
                 "schema": {"type": "string", "pattern": "^[\\x21-\\x7e]{1,255}$"},

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 
 import pytest
@@ -169,20 +167,30 @@ def test_list_rejects_bad_limits_and_forged_cursors(client: FlaskClient) -> None
 @pytest.mark.parametrize(
     "forged",
     [
-        ["2020-01-01T00:00:00+00:00", 5],
-        [5, "00000000-0000-0000-0000-000000000000"],
-        ["2020-01-01T00:00:00+00:00", None],
-        {"a": 1},
-        ["2020-01-01T00:00:00+00:00"],
+        "",
+        # base64 of ["2020-01-01T00:00:00+00:00", 5], once a 500 (uuid.UUID(5))
+        "WyIyMDIwLTAxLTAxVDAwOjAwOjAwKzAwOjAwIiwgNV0",
+        "12.not-hex",
+        "12345678901234567.00000000000000000000000000000000",  # 17 digits: past the year 2286
+        "12.000000000000000000000000000000000",  # 33 hex digits
     ],
 )
-def test_a_cursor_of_forged_json_is_422_not_500(client: FlaskClient, forged: object) -> None:
-    cursor = base64.urlsafe_b64encode(json.dumps(forged).encode()).decode().rstrip("=")
-
-    response = client.get(f"/api/v1/users?cursor={cursor}")
+def test_a_cursor_outside_the_contract_is_422(client: FlaskClient, forged: str) -> None:
+    response = client.get("/api/v1/users", query_string={"cursor": forged})
 
     assert response.status_code == 422
     assert response.mimetype == "application/problem+json"
+
+
+def test_any_cursor_the_contract_admits_is_a_position(client: FlaskClient) -> None:
+    """The pattern in the contract is all the server checks (schemathesis relies on it)."""
+    ids = [create_user(client)["id"] for _ in range(2)]
+    for made_up in ("0.00000000000000000000000000000000", "9999999999999999." + "f" * 32):
+        response = client.get("/api/v1/users", query_string={"cursor": made_up})
+        assert response.status_code == 200, made_up
+    page = client.get("/api/v1/users", query_string={"cursor": "0." + "0" * 32}).json
+    assert page is not None
+    assert [user["id"] for user in page["items"]] == ids
 
 
 def test_an_address_the_service_could_never_mail_is_refused_and_idna_is_kept_ascii(
