@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import collections
 import os
+import signal
 import smtplib
 import subprocess
 import sys
@@ -119,9 +120,11 @@ def rq_worker_models(redis: Redis, results: dict[str, float]) -> None:
         redis.flushdb()
         queue = Queue("bench", connection=redis)
         _fill(queue, count)
-        started = time.perf_counter()
-        worker_class([queue], connection=redis).work(burst=True, logging_level="WARNING")
-        _record(results, f"no-op jobs/s, RQ {label}", count / (time.perf_counter() - started))
+        with _own_signal_handlers():
+            started = time.perf_counter()
+            worker_class([queue], connection=redis).work(burst=True, logging_level="WARNING")
+            elapsed = time.perf_counter() - started
+        _record(results, f"no-op jobs/s, RQ {label}", count / elapsed)
     redis.flushdb()
 
 
@@ -171,11 +174,16 @@ def welcome_emails(
     results: dict[str, float],
 ) -> None:
     """Welcome emails/s, from users created through the service to mails received."""
-    service = start_server("service", env, work / "service-jobs.log")
     try:
         for count in processes:
             _empty(database_url, redis)
-            emails = _create_users(service.port, EMAILS)
+            # The service runs only while it creates the users: no idle Gunicorn beside
+            # the worker while it is timed.
+            service = start_server("service", env, work / "service-jobs.log")
+            try:
+                emails = _create_users(service.port, EMAILS)
+            finally:
+                service.stop()
             with _sink() as sink:
                 launched = time.time()
                 last_arrival = _run_burst_worker(
@@ -197,13 +205,24 @@ def welcome_emails(
             duplicates = sum(n - 1 for n in received.values())
             _record(results, f"{label}: duplicate emails", duplicates)
     finally:
-        service.stop()
         _empty(database_url, redis)
 
 
 def _record(results: dict[str, float], key: str, value: float) -> None:
     results[key] = value
     print(f"{key:80} {value:10.1f}", flush=True)
+
+
+@contextmanager
+def _own_signal_handlers() -> Iterator[None]:
+    """RQ's worker installs SIGTERM and SIGINT handlers and leaves them after work(): the
+    harness would then ignore SIGTERM (and Ctrl-C) for the rest of the run."""
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
 
 
 @contextmanager
