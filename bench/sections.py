@@ -16,6 +16,7 @@ from typing import Any
 from redis import Redis
 
 from bench import run
+from bench.devstack import devstack_benchmarks
 from bench.job_throughput import job_benchmarks
 
 Section = Callable[[str, str, Path], dict[str, Any]]
@@ -37,13 +38,18 @@ SECTIONS: dict[str, Section] = {
     "jobs": lambda db, redis, work: job_benchmarks(db, redis, work, run.start_server),
     "exports": lambda db, redis, work: run.export_benchmarks(db, redis),
     "startup": run.startup_and_memory,
+    "devstack": lambda db, redis, work: devstack_benchmarks(work),
 }
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="The benchmark (make bench); --only runs some of its sections.",
+    )
     parser.add_argument(
         "--only",
+        metavar="SECTION,...",
         type=lambda value: [name.strip() for name in value.split(",") if name.strip()],
         help=f"comma-separated sections: {', '.join(SECTIONS)} (writes: POST and the mix)",
     )
