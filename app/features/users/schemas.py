@@ -74,10 +74,17 @@ def _printable(value: str) -> str:
     return value
 
 
+def _trim_spaces(value: str) -> str:
+    # Spaces only: they are all the pattern lets around a name. Stripping every kind of
+    # whitespace would accept a leading tab or newline that the contract refuses.
+    return value.strip(" ")
+
+
 Name = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    StringConstraints(min_length=1, max_length=200),
     AfterValidator(_printable),
+    AfterValidator(_trim_spaces),
     Field(json_schema_extra={"pattern": NAME_PATTERN}),
 ]
 

@@ -215,3 +215,14 @@ def test_a_name_with_a_control_character_is_refused_in_words_not_a_regex(
     assert error["field"] == "name"
     assert "control characters" in error["message"]
     assert "\\x00" not in error["message"]
+
+
+def test_a_name_is_accepted_exactly_when_the_contract_says(client: FlaskClient) -> None:
+    """Spaces around a name are trimmed; a tab or newline around it is refused, as the
+    contract's pattern says (stripping all whitespace once accepted what it refuses)."""
+    trimmed = client.post("/api/v1/users", json={"email": "sp@example.com", "name": "  Ann "})
+    tabbed = client.post("/api/v1/users", json={"email": "tab@example.com", "name": "\tAnn"})
+
+    assert trimmed.status_code == 201
+    assert trimmed.json["name"] == "Ann"  # type: ignore[index]
+    assert tabbed.status_code == 422
