@@ -27,8 +27,8 @@ $(UV):
 	$(PYTHON) -m venv $(TOOLS)
 	$(TOOLS)/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-install: $(UV) ## install the locked dependencies into .venv
-	$(UV) sync --frozen
+install: $(UV) ## install the locked dependencies into .venv, compiled (a warm start is then seconds)
+	$(UV) sync --frozen --compile-bytecode
 
 # `exec`: make's child is the stack itself, with no shell or uv in between, so the SIGTERM
 # make passes on reaches it; --stop-with-parent covers what make does not pass on
