@@ -59,6 +59,7 @@ class ServiceWorker(SimpleWorker):
         self._metrics = metrics
         self._next_housekeeping = 0.0
         self._succeeded = False
+        self._last_beat = 0.0
         super().__init__(*args, **kwargs)
 
     @property
@@ -67,6 +68,13 @@ class ServiceWorker(SimpleWorker):
         return self._housekeeping_interval
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        # RQ beats up to five times a job, each a Redis round trip; once a second keeps
+        # the worker's key (WORKER_TTL) and the liveness file fresh all the same. A beat
+        # that rides in one of RQ's pipelines costs no round trip and always goes.
+        now = time.monotonic()
+        if pipeline is None and now - self._last_beat < 1.0:
+            return
+        self._last_beat = now
         beat(self._heartbeat_file)
         self._metrics.heartbeat.set_to_current_time()
         super().heartbeat(timeout, pipeline)

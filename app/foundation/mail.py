@@ -6,7 +6,7 @@ import logging
 import smtplib
 import ssl
 import time
-from email.message import EmailMessage
+from email.message import Message
 from typing import Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -16,7 +16,7 @@ logger = logging.getLogger(__name__)
 
 
 class Mailer(Protocol):
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: Message) -> None:
         """Deliver the message or raise (the job is then retried)."""
 
     def close(self) -> None:
@@ -50,7 +50,7 @@ class SmtpMailer:
     def __repr__(self) -> str:
         return f"SmtpMailer(host={self._host!r}, port={self._port})"
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: Message) -> None:
         if self._session is not None and self._worn_out():
             self.close()
         reused = self._session is not None
@@ -110,7 +110,7 @@ class ConsoleMailer:
     def close(self) -> None:
         """Nothing to let go of."""
 
-    def send(self, message: EmailMessage) -> None:
+    def send(self, message: Message) -> None:
         logger.info(
             "email not sent (console backend: set SMTP_URL)",
             extra={

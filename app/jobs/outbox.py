@@ -187,15 +187,18 @@ class OutboxRelay:
         return enqueued
 
     def _relay_batch(self) -> tuple[int, int]:
-        claimed = enqueued = 0
+        enqueued = 0
         with self._sessions() as session, session.begin():
-            for message in session.scalars(self._due()):
-                claimed += 1
-                if _enqueue(self._jobs, message):
+            messages = list(session.scalars(self._due()))
+            # One round trip for the batch: most of these jobs are still queued, running
+            # or kept as finished, and only the ones Redis lost are enqueued again.
+            missing = self._jobs.missing([str(message.id) for message in messages])
+            for message in messages:
+                if str(message.id) in missing and _enqueue(self._jobs, message):
                     enqueued += 1
                 message.dispatched_at = func.now()
                 message.dispatch_count += 1
-        return claimed, enqueued
+        return len(messages), enqueued
 
     def _due(self) -> Any:
         now = func.now()

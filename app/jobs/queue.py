@@ -63,6 +63,14 @@ class JobQueue:
             return False
         return True
 
+    def missing(self, job_ids: list[str]) -> set[str]:
+        """The ids of jobs Redis does not hold, asked in one round trip."""
+        with self._redis.pipeline(transaction=False) as pipeline:
+            for job_id in job_ids:
+                pipeline.exists(Job.key_for(job_id))
+            found = pipeline.execute()
+        return {job_id for job_id, exists in zip(job_ids, found, strict=True) if not exists}
+
     def seconds_since_heartbeat(self, job_id: str) -> float | None:
         """How long a running job has not been heard from; None if it is not running
         (queued, scheduled for a retry, ended, or unknown)."""

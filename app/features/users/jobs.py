@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import formatdate, parseaddr
+from email.charset import QP, Charset
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
+from email.utils import formataddr, formatdate, parseaddr
 
 from sqlalchemy import func, select, text, update
 
@@ -16,27 +18,40 @@ from app.jobs.queue import JobSpec
 
 WELCOME_EMAIL = JobSpec(func="app.features.users.jobs.send_welcome_email", queue="default")
 
+# Quoted-printable bodies: readable in a raw message, 8-bit safe for any name.
+_UTF8 = Charset("utf-8")
+_UTF8.body_encoding = QP
 
-def welcome_message(
-    *, user_id: uuid.UUID, email: str, name: str, settings: Settings
-) -> EmailMessage:
+
+def welcome_message(*, user_id: uuid.UUID, email: str, name: str, settings: Settings) -> Message:
     """A plain-text and an HTML part; the Message-ID is stable per user, so a receiver
-    can drop a copy re-sent after a crash between sending and recording it."""
-    sender = parseaddr(settings.mail_from)[1]
+    can drop a copy re-sent after a crash between sending and recording it.
+
+    Built with the email package's compat32 classes: the modern EmailMessage API parses
+    every header it is given and cost 2.7 ms a message against 0.2 ms (make bench)."""
+    sender_name, sender = parseaddr(settings.mail_from)
     domain = sender.rpartition("@")[2] or "localhost"
-    message = EmailMessage()
-    message["From"] = settings.mail_from
-    message["To"] = Address(display_name=name, addr_spec=email)
+    message = MIMEMultipart("alternative")
+    message["From"] = formataddr((sender_name, sender), charset="utf-8")
+    message["To"] = formataddr((name, email), charset="utf-8")
     message["Subject"] = "Welcome!"
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = f"<welcome.{user_id}@{domain}>"
-    message.set_content(f"Hello {name},\n\nwelcome aboard. Your account is ready.\n")
-    message.add_alternative(
-        f"<!doctype html><html><body><p>Hello {_html(name)},</p>"
-        "<p>welcome aboard. Your account is ready.</p></body></html>",
-        subtype="html",
+    message.attach(_text("plain", f"Hello {name},\n\nwelcome aboard. Your account is ready.\n"))
+    message.attach(
+        _text(
+            "html",
+            f"<!doctype html><html><body><p>Hello {_html(name)},</p>"
+            "<p>welcome aboard. Your account is ready.</p></body></html>",
+        )
     )
     return message
+
+
+def _text(subtype: str, body: str) -> Message:
+    part = MIMENonMultipart("text", subtype)
+    part.set_payload(body, _UTF8)
+    return part
 
 
 def _html(text: str) -> str:
@@ -53,9 +68,10 @@ def send_welcome_email(user_id: str) -> str:
     across the SMTP conversation. It is not the user's row lock, so a PATCH of the user
     meanwhile does not wait for the mail server."""
     context = job_context()
-    with context.sessions() as session, session.begin():
-        session.execute(_LOCK_WELCOME, {"key": f"welcome:{user_id}"})
-        row = session.execute(
+    # Core on a connection: three statements do not need the ORM's unit of work.
+    with context.engine.begin() as connection:
+        connection.execute(_LOCK_WELCOME, {"key": f"welcome:{user_id}"})
+        row = connection.execute(
             select(User.id, User.email, User.name, User.welcome_email_sent_at).where(
                 User.id == uuid.UUID(user_id)
             )
@@ -71,7 +87,7 @@ def send_welcome_email(user_id: str) -> str:
         )
         # Bookkeeping, not part of the representation: neither updated_at nor the
         # version (the ETag) changes, so a client's cached copy stays valid.
-        session.execute(
+        connection.execute(
             update(User)
             .where(User.id == row.id)
             .values(welcome_email_sent_at=func.now(), updated_at=User.updated_at)
