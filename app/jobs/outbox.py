@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from redis.exceptions import RedisError
 from sqlalchemy import (
@@ -22,7 +22,9 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Table,
     Text,
+    bindparam,
     delete,
     event,
     func,
@@ -80,18 +82,22 @@ def new_job(spec: JobSpec, **kwargs: Any) -> OutboxMessage:
     )
 
 
-def insert_job(message: OutboxMessage) -> Insert:
-    """The row as a Core INSERT, to ride in one statement with the change that causes it."""
-    return insert(OutboxMessage).values(
-        id=message.id,
-        function=message.function,
-        queue=message.queue,
-        kwargs=message.kwargs,
-        request_id=message.request_id,
-        trace_context=message.trace_context,
+def insert_job_statement() -> Insert:
+    """A Core INSERT of one outbox row, its values bound by `job_parameters`, to ride in
+    one statement with the change that causes it (built once by the caller)."""
+    table = cast(Table, OutboxMessage.__table__)
+    return insert(table).values(
+        {name: bindparam(f"job_{name}", type_=table.c[name].type) for name in _JOB_COLUMNS}
         # Explicit: column defaults are not applied to an INSERT inside a CTE.
-        dispatch_count=0,
+        | {"dispatch_count": 0}
     )
+
+
+def job_parameters(message: OutboxMessage) -> dict[str, Any]:
+    return {f"job_{name}": getattr(message, name) for name in _JOB_COLUMNS}
+
+
+_JOB_COLUMNS = ("id", "function", "queue", "kwargs", "request_id", "trace_context")
 
 
 def _enqueue(jobs: JobQueue, message: OutboxMessage) -> bool:
