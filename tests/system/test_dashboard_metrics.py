@@ -3,6 +3,7 @@ the service really exports (scraped from a running web and worker process)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from redis import Redis
@@ -23,17 +24,24 @@ def test_every_expression_uses_only_exported_metrics(
     settings = make_settings(database_url=database_url, redis_url=redis_url)
     env = worker_env(settings, tmp_path, WORKER_METRICS_PORT=str(worker_port))
     jobs = worker(env, tmp_path / "worker.log")
+    found = service_metrics()
     try:
         http_call("POST", port, "/api/v1/users", {"email": "d@example.com", "name": "D"})
         http_call("GET", port, "/api/v1/users")
-        exported = {name for name, _ in scrape(metrics_port)}
         jobs.wait_until_http(worker_port, "/metrics")
-        exported |= {name for name, _ in scrape(worker_port)}
+        # A request's metrics are written as it ends and a job's as the worker records
+        # it: scrape until they are there (or the deadline shows what never came).
+        deadline = time.monotonic() + 15
+        while True:
+            exported = {name for name, _ in scrape(metrics_port)}
+            exported |= {name for name, _ in scrape(worker_port)}
+            if found <= exported or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
     finally:
         web.kill()
         jobs.kill()
 
-    found = service_metrics()
     missing = found - exported
     assert not missing, f"dashboard/alerts use metrics nobody exports: {sorted(missing)}"
     assert len(found) >= 12
