@@ -37,7 +37,6 @@ from app.foundation.idempotency_keys import delete_expired_keys
 from app.foundation.log_level import LogLevelSync, log_level_key
 from app.foundation.logs import configure_logging
 from app.foundation.mail import create_mailer
-from app.foundation.parent_death import die_with_parent
 from app.foundation.redis_client import create_redis
 from app.foundation.tracing import create_tracer_provider, instrument_clients, job_span
 from app.jobs.context import JobContext, install_job_context
@@ -186,9 +185,6 @@ def main(argv: list[str] | None = None) -> int:
         return _failed(settings, args.action, getattr(args, "job_id", None))
     if settings.worker_processes > 1:
         return _supervise(settings, args)
-    # RQ forks its scheduler from this process: a worker killed outright (OOM, SIGKILL,
-    # a supervisor replacing it) must not leave the scheduler running on its own.
-    os.register_at_fork(after_in_child=die_with_parent)
     return run_worker(settings, burst=args.burst, name=args.name)
 
 

@@ -291,7 +291,6 @@ def test_worker_processes_share_the_queues_sum_their_metrics_and_stop_together(
     try:
         delivered = sink.wait_for(20, timeout=60)
         children = _wait_for_children(supervisor.process.pid, 2)
-        first_generation = descendants(supervisor.process.pid)  # with RQ's schedulers
         probe = worker(env, tmp_path / "check.log", "check")
         checked = probe.process.wait(30)
         probe.kill()
@@ -299,7 +298,7 @@ def test_worker_processes_share_the_queues_sum_their_metrics_and_stop_together(
         os.kill(children[0], signal.SIGKILL)  # a crashed child is replaced
         replaced = _wait_for_children(supervisor.process.pid, 2, without=children[0])
         samples = scrape(metrics_port)
-        started = first_generation + descendants(supervisor.process.pid)
+        started = descendants(supervisor.process.pid)
         assert supervisor.terminate() == 0, supervisor.output()
     finally:
         supervisor.kill()
@@ -339,21 +338,3 @@ def _running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return "\nState:\tZ" not in status
-
-
-def test_a_killed_worker_takes_its_scheduler_process_with_it(
-    db: Database, redis_db: Redis, settings: Settings, tmp_path: Path
-) -> None:
-    """RQ forks a scheduler process; after SIGKILL of the worker (OOM, a supervisor
-    replacing it) that process used to run on, orphaned, for good."""
-    process = worker(worker_env(settings, tmp_path), tmp_path / "w.log")
-    try:
-        [scheduler] = _wait_for_children(process.process.pid, 1)
-        os.kill(process.process.pid, signal.SIGKILL)
-        process.process.wait(10)
-        deadline = time.monotonic() + 10
-        while _running(scheduler) and time.monotonic() < deadline:
-            time.sleep(0.1)
-    finally:
-        process.kill()
-    assert not _running(scheduler), process.output()
