@@ -20,24 +20,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from devtools.processes import PROJECT_ROOT, free_port, http_call
+from devtools.processes import PROJECT_ROOT, dev_stack_env, http_call
 
 REPEATS = int(os.environ.get("BENCH_DEVSTACK_REPEATS", "3"))
 
 
 def _start(var_dir: Path, log: Path) -> tuple[subprocess.Popen[bytes], int, float]:
     """The stack, started; returns it, its port and the seconds to /readyz 200."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "APP_ENV": "development",
-        "PORT": str(port),
-        "METRICS_PORT": str(free_port()),
-        "WORKER_METRICS_PORT": str(free_port()),
-        "WORKER_HEARTBEAT_FILE": str(var_dir / "worker.heartbeat"),
-    }
-    for unset in ("DATABASE_URL", "REDIS_URL", "SMTP_URL", "HOST"):
-        env.pop(unset, None)
+    env, port = dev_stack_env(var_dir / "worker.heartbeat")
     started = time.perf_counter()
     with log.open("ab") as output:
         process = subprocess.Popen(

@@ -96,6 +96,24 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")
 
 
+def dev_stack_env(heartbeat_file: Path, **extra: str) -> tuple[dict[str, str], int]:
+    """The environment of a development stack of its own (embedded servers, free ports,
+    no URLs inherited from the caller); returns it and the API's port."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "APP_ENV": "development",
+        "PORT": str(port),
+        "METRICS_PORT": str(free_port()),
+        "WORKER_METRICS_PORT": str(free_port()),
+        "WORKER_HEARTBEAT_FILE": str(heartbeat_file),
+        **extra,
+    }
+    for unset in ("DATABASE_URL", "REDIS_URL", "SMTP_URL", "HOST"):
+        env.pop(unset, None)
+    return env, port
+
+
 def gunicorn(env: dict[str, str], log_path: Path) -> ServerProcess:
     """A real Gunicorn master; a free metrics port and no drain delay unless `env` says."""
     env = {"METRICS_PORT": str(free_port()), "SHUTDOWN_DRAIN_SECONDS": "0", **env}

@@ -20,7 +20,7 @@ from typing import BinaryIO
 import pytest
 
 from devtools.embedded import EmbeddedPostgres
-from devtools.processes import PROJECT_ROOT, descendants, free_port, http_call
+from devtools.processes import PROJECT_ROOT, descendants, dev_stack_env, http_call
 from devtools.stack import migrate_if_behind
 
 # The issue asks for 3 s; the bound leaves room for a 2-core machine shared with others.
@@ -48,18 +48,9 @@ def alive(pid: int) -> bool:
 
 
 def start_make_run(var_dir: Path, tmp: Path, log: BinaryIO) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "APP_ENV": "development",
-        "PORT": str(port),
-        "METRICS_PORT": str(free_port()),
-        "WORKER_METRICS_PORT": str(free_port()),
-        "WORKER_HEARTBEAT_FILE": str(tmp / "worker.heartbeat"),
-        # Every temporary directory of the stack lands here, where the test can look.
-        "TMPDIR": str(tmp),
-    }
-    for unset in ("DATABASE_URL", "REDIS_URL", "SMTP_URL", "HOST", "MAKEFLAGS", "MFLAGS"):
+    # Every temporary directory of the stack lands in `tmp`, where the test can look.
+    env, port = dev_stack_env(tmp / "worker.heartbeat", TMPDIR=str(tmp))
+    for unset in ("MAKEFLAGS", "MFLAGS"):
         env.pop(unset, None)
     make = subprocess.Popen(
         ["make", "--no-print-directory", "run", f"VAR_DIR={var_dir}"],
