@@ -14,28 +14,18 @@ for them forever. Two things catch what make does not pass on:
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import signal
-import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from app.foundation.parent_death import die_with_parent
+
 logger = logging.getLogger("devtools.stack")
 
-_PR_SET_PDEATHSIG = 1
 _STOPPING_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
-
-
-def die_with_parent(signum: int = signal.SIGTERM) -> None:
-    """Ask the kernel for `signum` when our parent exits (Linux only; no-op elsewhere)."""
-    if not sys.platform.startswith("linux"):
-        return
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
-        logger.warning("prctl(PR_SET_PDEATHSIG) failed", extra={"errno": ctypes.get_errno()})
 
 
 def caught_signals(pid: int) -> set[int]:

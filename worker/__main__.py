@@ -15,11 +15,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import secrets
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -37,6 +39,7 @@ from app.foundation.idempotency_keys import delete_expired_keys
 from app.foundation.log_level import LogLevelSync, log_level_key
 from app.foundation.logs import configure_logging
 from app.foundation.mail import create_mailer
+from app.foundation.parent_death import die_with_parent
 from app.foundation.redis_client import create_redis
 from app.foundation.tracing import create_tracer_provider, instrument_clients, job_span
 from app.jobs.context import JobContext, install_job_context
@@ -45,8 +48,10 @@ from app.jobs.queue import JobQueue
 from worker import CHILD_METRICS_DIR
 from worker.heartbeat import is_fresh
 from worker.metrics import WorkerMetrics, serve_processes_metrics
+from worker.reliable_queue import requeue_stranded
+from worker.scheduling import InProcessScheduler
 from worker.service_worker import ServiceWorker
-from worker.supervisor import Supervisor
+from worker.supervisor import SUPERVISOR_PID, Supervisor
 
 logger = logging.getLogger("worker")
 
@@ -81,20 +86,32 @@ def run_worker(settings: Settings, *, burst: bool, name: str | None) -> int:
         sessions,
         jobs,
         min_age_seconds=settings.outbox_relay_age_seconds,
-        redispatch_seconds=settings.outbox_redispatch_seconds,
+        lease_seconds=settings.outbox_lease_seconds,
         retention_hours=settings.outbox_retention_hours,
     )
-
     outcomes = JobOutcomes(sessions)
+    queues = [jobs.queue(queue_name) for queue_name in settings.queue_names]
+    name = name or unique_worker_name()
+    scheduler = InProcessScheduler(
+        queues, redis, owner=name, lock_seconds=max(10, 3 * settings.outbox_relay_interval)
+    )
 
-    def housekeeping() -> None:
-        outcomes.flush()
-        relay.relay()
-        relay.prune()
+    def delete_expired() -> None:
         with sessions() as session:
             delete_expired_exports(session)
         with sessions() as session:
             delete_expired_keys(session)
+
+    # Redis steps first, each on its own: a database outage must not stop retries being
+    # scheduled or stranded jobs being put back, and a Redis outage not the prune.
+    housekeeping = [
+        scheduler.tick,
+        lambda: _log_requeued(requeue_stranded(queues, redis)),
+        outcomes.flush,
+        relay.relay,
+        relay.prune,
+        delete_expired,
+    ]
 
     def job_ended(job: Job, outcome: str) -> None:
         outbox_id = job.meta.get("outbox_id")
@@ -108,14 +125,13 @@ def run_worker(settings: Settings, *, burst: bool, name: str | None) -> int:
             logger.warning("recording job outcomes failed", extra={"error": type(exc).__name__})
 
     LogLevelSync(redis, key=log_level_key(settings), default=settings.log_level).ensure_running()
-    queues = [jobs.queue(name) for name in settings.queue_names]
     metrics = WorkerMetrics(queues, [kind.func for kind in JOB_KINDS])
     if settings.worker_metrics_port:
         metrics.serve(settings.host, settings.worker_metrics_port)
     worker = ServiceWorker(
-        queues,
+        list(settings.queue_names),
         connection=redis,
-        name=name or f"{socket.gethostname()}.{os.getpid()}",
+        name=name,
         job_monitoring_interval=settings.worker_job_monitoring_interval,
         # A worker that stops beating disappears from Redis (and from "live workers")
         # within this many seconds; it beats at least every OUTBOX_RELAY_INTERVAL.
@@ -134,15 +150,15 @@ def run_worker(settings: Settings, *, burst: bool, name: str | None) -> int:
         metrics=metrics,
     )
     try:
-        # with_scheduler: retries with a backoff are scheduled jobs; RQ's scheduler
-        # (one per queue across all workers, by lock) puts them back when due.
-        # logging_level=None: RQ must not pin its loggers' levels; the root level rules.
-        worker.work(burst=burst, with_scheduler=True, logging_level=None)
+        # No RQ scheduler process (worker/scheduling.py): retries are scheduled by the
+        # housekeeping above. logging_level=None: RQ must not pin its loggers' levels.
+        worker.work(burst=burst, with_scheduler=False, logging_level=None)
     except RedisError as exc:
         logger.error("cannot reach Redis", extra={"error": type(exc).__name__})
         return 1
     finally:
-        _flush_quietly(outcomes)
+        _quietly(scheduler.release, RedisError)
+        _quietly(outcomes.flush, SQLAlchemyError)
         mailer.close()
         engine.dispose()
         if tracer_provider is not None:
@@ -150,12 +166,26 @@ def run_worker(settings: Settings, *, burst: bool, name: str | None) -> int:
     return 0
 
 
-def _flush_quietly(outcomes: JobOutcomes) -> None:
+def unique_worker_name() -> str:
+    """Host, pid and a random part: a restarted process (same pid as PID 1 in a
+    container, or a recycled pid) never meets the dead one's registration, which RQ
+    keeps until its TTL and refuses to register over."""
+    return f"{socket.gethostname()}.{os.getpid()}.{secrets.token_hex(3)}"
+
+
+def _log_requeued(job_ids: list[str]) -> None:
+    if job_ids:
+        # A process popped these and died (or froze) before starting them.
+        logger.warning("stranded jobs put back on their queues", extra={"job_ids": job_ids})
+
+
+def _quietly(step: Callable[[], object], errors: type[Exception]) -> None:
     try:
-        outcomes.flush()
-    except SQLAlchemyError as exc:
-        # Harmless: the relay will find these jobs done in Redis (app/jobs/outbox.py).
-        logger.warning("job outcomes not recorded", extra={"error": type(exc).__name__})
+        step()
+    except errors as exc:
+        # Harmless: the outbox relay finds these jobs done in Redis, and a lock left
+        # behind expires within seconds (app/jobs/outbox.py, worker/scheduling.py).
+        logger.warning("cleanup at stop failed", extra={"error": type(exc).__name__})
 
 
 def _failed(settings: Settings, action: str, job_id: str | None) -> int:
@@ -185,7 +215,19 @@ def main(argv: list[str] | None = None) -> int:
         return _failed(settings, args.action, getattr(args, "job_id", None))
     if settings.worker_processes > 1:
         return _supervise(settings, args)
+    if not _die_with_supervisor():
+        return 1
     return run_worker(settings, burst=args.burst, name=args.name)
+
+
+def _die_with_supervisor() -> bool:
+    """A supervised child gets SIGTERM (a warm stop) when its supervisor dies, even by
+    SIGKILL; False if the supervisor is already gone (it died before we could ask)."""
+    supervisor = os.environ.get(SUPERVISOR_PID)
+    if not supervisor:
+        return True
+    die_with_parent()
+    return os.getppid() == int(supervisor)
 
 
 def heartbeat_files(settings: Settings) -> list[Path]:
@@ -198,22 +240,27 @@ def heartbeat_files(settings: Settings) -> list[Path]:
 
 def _supervise(settings: Settings, args: argparse.Namespace) -> int:
     metrics_dir = tempfile.mkdtemp(prefix="worker-metrics-")
-    base_name = args.name or f"{socket.gethostname()}.{os.getpid()}"
+    base_name = args.name or unique_worker_name()
     files = heartbeat_files(settings)
     options = ["--burst"] if args.burst else []
     for flag, value in (("--queues", args.queues), ("--log-level", args.log_level)):
         options += [flag, value] if value else []
 
-    def start_child(index: int) -> subprocess.Popen[bytes]:
+    def start_child(index: int, generation: int) -> subprocess.Popen[bytes]:
         env = {
             **os.environ,
             "WORKER_PROCESSES": "1",
             "WORKER_METRICS_PORT": "0",
             "WORKER_HEARTBEAT_FILE": str(files[index]),
             CHILD_METRICS_DIR: metrics_dir,
+            SUPERVISOR_PID: str(os.getpid()),
         }
-        command = [sys.executable, "-m", "worker", "--name", f"{base_name}-{index}", *options]
-        return subprocess.Popen(command, env=env)  # noqa: S603 - our own interpreter and args
+        # The generation in the name: a replacement never meets its predecessor's
+        # registration, which lives in Redis until its TTL.
+        name = f"{base_name}-{index}.{generation}"
+        command = [sys.executable, "-m", "worker", "--name", name, *options]
+        # A process group of its own: whatever the child leaves behind dies with it.
+        return subprocess.Popen(command, env=env, process_group=0)  # noqa: S603
 
     try:
         if settings.worker_metrics_port:

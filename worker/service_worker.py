@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from app.foundation.logs import request_context
 from worker.heartbeat import beat
 from worker.metrics import WorkerMetrics
+from worker.reliable_queue import ReliableQueue
 
 logger = logging.getLogger("worker")
 
@@ -36,13 +37,16 @@ logger = logging.getLogger("worker")
 class ServiceWorker(SimpleWorker):
     """One job at a time in this process; SIGTERM lets it finish (warm shutdown)."""
 
+    # Every dequeue leaves the id in the queue's intermediate list until the job is
+    # registered as started (worker/reliable_queue.py).
+    queue_class = ReliableQueue
     # After Redis comes back, retry within seconds, not RQ's default of up to a minute.
     max_connection_wait_time = 5.0
 
     def __init__(
         self,
         *args: Any,
-        housekeeping: Callable[[], None],
+        housekeeping: Sequence[Callable[[], object]],
         housekeeping_interval: int,
         heartbeat_file: Path,
         job_ended: Callable[[Job, str], None],
@@ -112,6 +116,12 @@ class ServiceWorker(SimpleWorker):
             raise StopRequested()
         return result
 
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
+        # RQ removes the id from the intermediate list only when it listens on one queue
+        # (it BLPOPs otherwise); ours always moved it there, so always take it out, in the
+        # same MULTI that registers the job as started.
+        super().prepare_job_execution(job, remove_from_intermediate_queue=True)
+
     def run_maintenance_tasks(self) -> None:
         if self._stop_requested:
             # Before RQ's maintenance, which would restart the stopped scheduler.
@@ -120,12 +130,13 @@ class ServiceWorker(SimpleWorker):
             super().run_maintenance_tasks()
         if time.monotonic() >= self._next_housekeeping:
             self._next_housekeeping = time.monotonic() + self._housekeeping_interval
-            try:
-                self._housekeeping()
-            except (RedisError, SQLAlchemyError) as exc:
-                logger.warning(
-                    "housekeeping failed; will retry", extra={"error": type(exc).__name__}
-                )
+            for step in self._housekeeping:
+                try:
+                    step()
+                except (RedisError, SQLAlchemyError) as exc:
+                    logger.warning(
+                        "housekeeping failed; will retry", extra={"error": type(exc).__name__}
+                    )
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         # Refreshed every monitoring interval while the job runs (_beating): two missed

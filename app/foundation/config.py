@@ -133,7 +133,7 @@ class Settings(BaseSettings):
     job_retry_cap_seconds: int = Field(300, ge=1)
     outbox_relay_interval: int = Field(2, ge=1)
     outbox_relay_age_seconds: int = Field(5, ge=0)
-    outbox_redispatch_seconds: int = Field(900, ge=1)
+    outbox_lease_seconds: int = Field(300, ge=1)
     outbox_retention_hours: int = Field(24, ge=1)
     export_ttl_seconds: int = Field(24 * 3600, ge=60)
     idempotency_key_ttl_seconds: int = Field(24 * 3600, ge=60)
@@ -226,6 +226,9 @@ class Settings(BaseSettings):
                     )
         if self.gunicorn_graceful_timeout > self.gunicorn_timeout:
             problems.append("GUNICORN_GRACEFUL_TIMEOUT: must not exceed GUNICORN_TIMEOUT")
+        if self.outbox_lease_seconds <= self.job_timeout:
+            # Otherwise a job still running legitimately would be dispatched again.
+            problems.append("OUTBOX_LEASE_SECONDS: must exceed JOB_TIMEOUT")
         return problems
 
     def redacted(self) -> dict[str, Any]:

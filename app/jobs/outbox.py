@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from redis.exceptions import RedisError
+from rq.job import JobStatus
 from sqlalchemy import (
     DateTime,
     Index,
@@ -157,8 +158,14 @@ def _forget_pending(session: Session, _previous: object) -> None:
 
 
 class OutboxRelay:
-    """The worker side: enqueue what the web missed, re-enqueue what Redis lost, prune.
+    """The worker side: enqueue what the web missed, dispatch again what outlived its
+    lease, prune.
 
+    The row is the truth, not Redis: a job can be lost from Redis while its hash says
+    "queued" (a BLPOP answered to a process that then died), so a row not completed
+    within the lease after its last dispatch is dispatched again whatever Redis holds,
+    and the job's own idempotency makes a second run harmless. Only Redis saying the job
+    *ended* (finished, or failed for good) is believed: then the worker's mark was lost.
     Rows are claimed with FOR UPDATE SKIP LOCKED, so any number of workers can relay.
     """
 
@@ -171,57 +178,73 @@ class OutboxRelay:
         jobs: JobQueue,
         *,
         min_age_seconds: int,
-        redispatch_seconds: int,
+        lease_seconds: int,
         retention_hours: int,
     ) -> None:
         self._sessions = sessions
         self._jobs = jobs
         self._min_age = min_age_seconds
-        self._redispatch = redispatch_seconds
+        self._lease = lease_seconds
         self._retention = retention_hours
 
     def relay(self) -> int:
-        """Enqueue due rows, batch by batch (bounded per call); returns how many."""
-        enqueued = 0
+        """Dispatch due rows, batch by batch (bounded per call); returns how many."""
+        dispatched = 0
         for _ in range(self.MAX_BATCHES):
             claimed, added = self._relay_batch()
-            enqueued += added
+            dispatched += added
             if claimed < self.BATCH:
                 break
-        if enqueued:
-            logger.info("outbox relay enqueued jobs", extra={"count": enqueued})
-        return enqueued
+        if dispatched:
+            logger.info("outbox relay dispatched jobs", extra={"count": dispatched})
+        return dispatched
 
     def _relay_batch(self) -> tuple[int, int]:
-        enqueued = 0
+        dispatched = 0
         with self._sessions() as session, session.begin():
             messages = list(session.scalars(self._due()))
-            # One round trip for the batch: most of these jobs are still queued, running
-            # or kept as finished, and only the ones Redis lost are enqueued again.
-            missing = self._jobs.missing([str(message.id) for message in messages])
+            # One round trip for the batch.
+            statuses = self._jobs.statuses([str(message.id) for message in messages])
             for message in messages:
-                if str(message.id) in missing and _enqueue(self._jobs, message):
-                    enqueued += 1
-                message.dispatched_at = func.now()
-                message.dispatch_count += 1
-        return len(messages), enqueued
+                status = statuses[str(message.id)]
+                if status == JobStatus.FINISHED:
+                    message.completed_at = func.now()
+                elif status == JobStatus.FAILED:
+                    message.failed_at = func.now()
+                elif self._dispatch(message, status):
+                    dispatched += 1
+        return len(messages), dispatched
+
+    def _dispatch(self, message: OutboxMessage, status: JobStatus | None) -> bool:
+        """Enqueue a row's job unless Redis holds it from a dispatch still in its lease."""
+        leased = message.dispatched_at is not None
+        message.dispatched_at = func.now()
+        message.dispatch_count += 1
+        if status is None:
+            return _enqueue(self._jobs, message)
+        if not leased:
+            return False  # the web enqueued it right after the commit: this starts its lease
+        logger.warning(
+            "outbox job not completed within its lease; dispatched again",
+            extra={"outbox_id": str(message.id), "job_status": str(status)},
+        )
+        self._jobs.requeue(message.spec, str(message.id))
+        return True
 
     def _due(self) -> Any:
         now = func.now()
         never_dispatched = OutboxMessage.dispatched_at.is_(None) & (
             OutboxMessage.created_at < now - func.make_interval(0, 0, 0, 0, 0, 0, self._min_age)
         )
-        # Dispatched long ago and still not done: its job may have been lost from Redis.
-        # Enqueueing is idempotent by job id, so a job that still exists is left alone.
-        stale = OutboxMessage.dispatched_at < now - func.make_interval(
-            0, 0, 0, 0, 0, 0, self._redispatch
+        lease_expired = OutboxMessage.dispatched_at < now - func.make_interval(
+            0, 0, 0, 0, 0, 0, self._lease
         )
         return (
             select(OutboxMessage)
             .where(
                 OutboxMessage.completed_at.is_(None),
                 OutboxMessage.failed_at.is_(None),
-                never_dispatched | stale,
+                never_dispatched | lease_expired,
             )
             .order_by(OutboxMessage.created_at)
             .limit(self.BATCH)
@@ -242,9 +265,9 @@ class JobOutcomes:
     """The worker's record of ended jobs, written to the outbox in batches.
 
     One UPDATE per batch instead of a commit per job. Marks lost with the process cost
-    nothing but a check: the relay finds the row unfinished and asks RQ, which still
-    holds the finished job (its result TTL), so the job is not enqueued again; past that
-    TTL it would run again, which every job allows (at-least-once)."""
+    nothing but a check: when the row's lease ends the relay asks RQ, which still holds
+    the finished job (its result TTL), and marks the row; past that TTL the job would run
+    again, which every job allows (at-least-once)."""
 
     MAX_BATCH = 200
     MAX_DELAY_SECONDS = 1.0

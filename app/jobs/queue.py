@@ -11,7 +11,7 @@ from redis import Redis
 from rq import Queue, Retry, Worker
 from rq.exceptions import DuplicateJobError, NoSuchJobError
 from rq.job import Job, JobStatus
-from rq.registry import FailedJobRegistry
+from rq.registry import FailedJobRegistry, ScheduledJobRegistry
 
 from app.foundation.config import Settings
 
@@ -30,6 +30,9 @@ class JobQueue:
     def __init__(self, redis: Redis, settings: Settings) -> None:
         self._redis = redis
         self._timeout = settings.job_timeout
+        # A finished job stays readable past the outbox lease, so the relay can tell a
+        # job that ended from one that was lost (app/jobs/outbox.py).
+        self._result_ttl = 2 * settings.outbox_lease_seconds
         self._retry_intervals = settings.retry_intervals()
 
     def queue(self, name: str) -> Queue:
@@ -55,6 +58,7 @@ class JobQueue:
                 kwargs=kwargs,
                 job_id=job_id,
                 timeout=self._timeout,
+                result_ttl=self._result_ttl,
                 retry=retry,
                 meta=meta,
                 unique=True,
@@ -63,13 +67,24 @@ class JobQueue:
             return False
         return True
 
-    def missing(self, job_ids: list[str]) -> set[str]:
-        """The ids of jobs Redis does not hold, asked in one round trip."""
+    def statuses(self, job_ids: list[str]) -> dict[str, JobStatus | None]:
+        """Each job's status as Redis holds it (None: no such job), in one round trip."""
         with self._redis.pipeline(transaction=False) as pipeline:
             for job_id in job_ids:
-                pipeline.exists(Job.key_for(job_id))
+                pipeline.hget(Job.key_for(job_id), "status")
             found = pipeline.execute()
-        return {job_id for job_id, exists in zip(job_ids, found, strict=True) if not exists}
+        return {
+            job_id: JobStatus(status.decode()) if status else None
+            for job_id, status in zip(job_ids, found, strict=True)
+        }
+
+    def requeue(self, spec: JobSpec, job_id: str) -> None:
+        """Put an existing job at the head of its queue, whatever state Redis says it is
+        in (queued in no list, started by a process that died, waiting for a retry)."""
+        queue = self.queue(spec.queue)
+        job = Job.fetch(job_id, connection=self._redis)
+        ScheduledJobRegistry(queue=queue).remove(job)  # type: ignore[no-untyped-call]
+        queue.enqueue_job(job, at_front=True)
 
     def seconds_since_heartbeat(self, job_id: str) -> float | None:
         """How long a running job has not been heard from; None if it is not running

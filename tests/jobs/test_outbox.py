@@ -17,30 +17,76 @@ from tests.support.factories import user_payload
 
 
 def _relay(db: Database, redis: Redis, settings: Settings, **timing: int) -> OutboxRelay:
-    options = {"min_age_seconds": 0, "redispatch_seconds": 900, "retention_hours": 24, **timing}
+    options = {"min_age_seconds": 0, "lease_seconds": 900, "retention_hours": 24, **timing}
     return OutboxRelay(db.sessionmaker, JobQueue(redis, settings), **options)
 
 
-def test_relay_re_enqueues_a_job_lost_from_redis_but_leaves_a_queued_one(
+def _relay_until(relay: OutboxRelay, dispatched: int, timeout: float = 10) -> None:
+    """Run the relay until one pass dispatches `dispatched` jobs (a lease of 1 s ends)."""
+    deadline = time.monotonic() + timeout
+    while relay.relay() != dispatched:
+        assert time.monotonic() < deadline, "the lease never ended"
+        time.sleep(0.1)
+
+
+def test_a_job_redis_lost_while_its_hash_says_queued_is_dispatched_again_after_its_lease(
     app: Flask, db: Database, redis_db: Redis, settings: Settings
 ) -> None:
-    client = app.test_client()
-    client.post("/api/v1/users", json=user_payload())
+    """Issue 18's reproduction: a BLPOP handed the id to a worker that was stopped, then
+    killed. The hash stays `queued` in no queue; the relay used to see the hash and
+    leave it alone forever."""
+    app.test_client().post("/api/v1/users", json=user_payload())
     queue = services(app).jobs.queue("default")
-    assert queue.count == 1  # dispatched right after the commit
+    [job_id] = queue.get_job_ids()
+    relay = _relay(db, redis_db, settings, lease_seconds=1)
+    assert relay.relay() == 0  # queued in Redis: this dispatch starts the row's lease
+    assert redis_db.lpop(queue.key) == job_id.encode()  # the dead worker's pop
 
-    relay = _relay(db, redis_db, settings, redispatch_seconds=1)
-    time.sleep(1.1)
-    assert relay.relay() == 0  # still queued in Redis: the unique job id keeps it single
-    assert queue.count == 1
+    _relay_until(relay, dispatched=1)
 
-    redis_db.flushdb()  # Redis lost its data (no persistence, failover to an empty replica)
-    time.sleep(1.1)
-    assert relay.relay() == 1
-    assert queue.count == 1
+    assert queue.get_job_ids() == [job_id]
     with db.sessionmaker() as session:
         [message] = session.scalars(select(OutboxMessage))
-        assert message.dispatch_count == 2  # the relay's two checks; the web writes nothing back
+        assert message.dispatch_count == 2
+        assert message.completed_at is None
+
+
+def test_a_job_that_ended_in_redis_is_marked_not_run_again(
+    app: Flask, db: Database, redis_db: Redis, settings: Settings
+) -> None:
+    """The worker died between finishing the job and recording it: Redis still holds
+    the finished job (its result TTL outlives the lease), so the row is completed."""
+    app.test_client().post("/api/v1/users", json=user_payload())
+    queue = services(app).jobs.queue("default")
+    [job_id] = queue.get_job_ids()
+    relay = _relay(db, redis_db, settings, lease_seconds=1)
+    relay.relay()
+    redis_db.lpop(queue.key)
+    redis_db.hset(f"rq:job:{job_id}", "status", "finished")
+
+    deadline = time.monotonic() + 10
+    while _completed(db) is None:
+        assert time.monotonic() < deadline
+        assert relay.relay() == 0
+        time.sleep(0.1)
+    assert queue.count == 0
+
+
+def test_a_job_lost_with_all_of_redis_is_enqueued_again(
+    app: Flask, db: Database, redis_db: Redis, settings: Settings
+) -> None:
+    app.test_client().post("/api/v1/users", json=user_payload())
+    relay = _relay(db, redis_db, settings, lease_seconds=1)
+    relay.relay()
+    redis_db.flushdb()  # Redis lost its data (no persistence, failover to an empty replica)
+
+    _relay_until(relay, dispatched=1)
+    assert services(app).jobs.queue("default").count == 1
+
+
+def _completed(db: Database) -> object:
+    with db.engine.connect() as connection:
+        return connection.execute(text("SELECT completed_at FROM outbox")).scalar_one()
 
 
 def test_prune_deletes_only_long_completed_rows(

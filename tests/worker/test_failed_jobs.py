@@ -69,7 +69,7 @@ def test_a_failed_job_is_listed_requeued_and_then_delivered(
         db.sessionmaker,
         services(app).jobs,
         min_age_seconds=0,
-        redispatch_seconds=1,
+        lease_seconds=1,
         retention_hours=24,
     )
     time.sleep(1.1)
