@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 
-from flask import Blueprint, Response, request, stream_with_context, url_for
+from flask import Blueprint, Response, request, url_for
 from werkzeug.exceptions import Conflict, Gone, NotFound
 
 from app.features.exports.models import Export
@@ -79,10 +79,11 @@ def get_export(export_id: uuid.UUID) -> Response:
 def download_export(export_id: uuid.UUID) -> Response:
     service = _service()
     export = service.get(export_id)
-    chunks = service.chunks(export)
+    chunks = service.chunks(export, services().database.read_engine)
     first = next(chunks)  # fails here, before the 200 is sent, if the export is not ready
-    body = stream_with_context(_prepend(first, chunks))
-    response = Response(body, mimetype="text/csv")
+    # Not stream_with_context: the stream needs no request, and keeping the request's
+    # context alive kept its session's connection checked out until the worker recycled.
+    response = Response(_prepend(first, chunks), mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="users-{export.id}.csv"'
     return response
 

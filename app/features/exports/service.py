@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 from redis.exceptions import RedisError
-from sqlalchemy import delete, select
+from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
 from app.features.exports.jobs import USERS_EXPORT
@@ -90,16 +90,22 @@ class ExportService:
             return f"the worker running this export has not been heard from for {silent:.0f} s"
         return None
 
-    def chunks(self, export: Export) -> Iterator[bytes]:
-        """The CSV, one stored chunk at a time: memory stays flat for any size."""
+    def chunks(self, export: Export, engine: Engine) -> Iterator[bytes]:
+        """The CSV, one stored chunk at a time: memory stays flat for any size.
+
+        Each chunk checks a connection out of `engine` and gives it back before it is
+        yielded: a stream is iterated after its request has ended, and a client may stop
+        reading at any point (or never start), so nothing may be held across a yield."""
         if export.status != "finished":
             raise ExportNotReady(export.id)
         for seq in range(1, export.chunk_count + 1):
-            yield self._session.scalars(
-                select(ExportChunk.data).where(
-                    ExportChunk.export_id == export.id, ExportChunk.seq == seq
-                )
-            ).one()
+            with engine.connect() as connection:
+                data = connection.execute(
+                    select(ExportChunk.data).where(
+                        ExportChunk.export_id == export.id, ExportChunk.seq == seq
+                    )
+                ).scalar_one()
+            yield data
 
 
 def delete_expired_exports(session: Session) -> int:
