@@ -25,6 +25,7 @@ from app.web.errors import register_error_handlers
 from app.web.forwarded import ForwardedClient
 from app.web.http_methods import init_method_folding
 from app.web.http_metrics import init_http_metrics
+from app.web.request_deadline import DeadlineFlask
 from app.web.request_log import init_request_logging
 from app.web.security_headers import init_security_headers
 from app.web.services import Services
@@ -34,7 +35,8 @@ from app.web.tracing import instrument_app
 
 def create_app(settings: Settings) -> Flask:
     """Build the Flask app and the process-wide clients it owns (engines, Redis)."""
-    app = Flask(__name__)
+    app = DeadlineFlask(__name__)
+    app.request_timeout = settings.request_timeout
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_content_length,
         # Flask's debugger is never on: there is no setting that enables it.
@@ -82,6 +84,7 @@ def build_services(settings: Settings) -> Services:
             engine=engine,
             redis=create_probe_redis(settings),
             expected_heads=head_revisions(),
+            timeout_seconds=settings.readiness_timeout,
             drain_flag=Path(settings.drain_flag_file) if settings.drain_flag_file else None,
         ),
     )

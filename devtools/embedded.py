@@ -8,13 +8,17 @@ production image, and `APP_ENV=production` refuses to run without real URLs.
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
+import signal
 import tempfile
 import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from devtools.processes import descendants
 
 
 @dataclass
@@ -45,6 +49,11 @@ class EmbeddedPostgres:
     def stop(self) -> None:
         """Stop the server but keep it ours: start() brings it back on the same data."""
         self._server.stop()
+
+    def pids(self) -> list[int]:
+        """The postmaster and every backend: what a frozen host freezes."""
+        postmaster = int((self.data_dir / "postmaster.pid").read_text().split()[0])
+        return [postmaster, *descendants(postmaster)]
 
     def close(self) -> None:
         """Stop for good (also done at interpreter exit)."""
@@ -105,12 +114,27 @@ class EmbeddedRedis:
         shutil.rmtree(server.redis_dir or "", ignore_errors=True)
         server.redis_dir = None
 
+    def pids(self) -> list[int]:
+        return [self._server.pid] if self._server is not None else []
+
     def close(self) -> None:
         """Stop for good, and remove the socket's directory."""
         self.stop()
         if self._socket:
             shutil.rmtree(Path(self._socket).parent, ignore_errors=True)
             self._socket = ""
+
+
+def freeze(pids: list[int]) -> None:
+    """SIGSTOP: the server keeps its sockets and the kernel keeps ACKing, but nothing is
+    answered, as with a stalled disk or a partition that sends no RST."""
+    for pid in pids:
+        os.kill(pid, signal.SIGSTOP)
+
+
+def thaw(pids: list[int]) -> None:
+    for pid in pids:
+        os.kill(pid, signal.SIGCONT)
 
 
 def _wait_for_exit(pid: int, timeout: float) -> None:

@@ -84,7 +84,7 @@ class ServerProcess:
             self.kill()
 
     def kill(self) -> None:
-        """SIGKILL the process and everything it started (workers, RQ's scheduler)."""
+        """SIGKILL the process and everything it started (workers, a supervisor's children)."""
         if self.process.poll() is None:
             kill_tree(self.process.pid)
             self.process.wait()

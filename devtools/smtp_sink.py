@@ -16,6 +16,8 @@ class _Recorder:
     def __init__(self, delay: float) -> None:
         self.delay = delay
         self.messages: list[EmailMessage] = []
+        # When each message arrived (time.monotonic()), in the order of `messages`.
+        self.arrivals: list[float] = []
         self.receiving = threading.Event()
         self._lock = threading.Lock()
 
@@ -28,6 +30,7 @@ class _Recorder:
         parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
         with self._lock:
             self.messages.append(parsed)
+            self.arrivals.append(time.monotonic())
         return "250 Message accepted for delivery"
 
 

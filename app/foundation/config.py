@@ -121,6 +121,8 @@ class Settings(BaseSettings):
     redis_connect_timeout: Seconds = 2.0
 
     readiness_timeout: Seconds = 1.0
+    # A request's view, whatever it waits on (app/foundation/deadline.py); 0 is no bound.
+    request_timeout: Seconds = 10.0
     admin_token: SecretStr | None = None
 
     smtp_url: SecretStr | None = None
@@ -226,6 +228,9 @@ class Settings(BaseSettings):
                     )
         if self.gunicorn_graceful_timeout > self.gunicorn_timeout:
             problems.append("GUNICORN_GRACEFUL_TIMEOUT: must not exceed GUNICORN_TIMEOUT")
+        if self.request_timeout >= self.gunicorn_timeout:
+            # Gunicorn would kill the worker first and the client get no answer at all.
+            problems.append("REQUEST_TIMEOUT: must be less than GUNICORN_TIMEOUT")
         if self.outbox_lease_seconds <= self.job_timeout:
             # Otherwise a job still running legitimately would be dispatched again.
             problems.append("OUTBOX_LEASE_SECONDS: must exceed JOB_TIMEOUT")

@@ -11,6 +11,7 @@ from typing import Any
 from redis import Redis
 from sqlalchemy import Engine, text
 
+from app.foundation.deadline import DeadlineExceeded, deadline
 from app.foundation.migrations import schema_revisions
 
 logger = logging.getLogger(__name__)
@@ -47,9 +48,11 @@ class ReadinessChecks:
         engine: Engine,
         redis: Redis,
         expected_heads: set[str],
+        timeout_seconds: float,
         drain_flag: Path | None = None,
     ) -> None:
         self._engine = engine
+        self._timeout = timeout_seconds
         self._redis = redis
         self._expected_heads = expected_heads
         self._started = False
@@ -87,8 +90,12 @@ class ReadinessChecks:
         return ready, results
 
     def _ping_database(self) -> object:
-        with self._engine.connect() as connection:
-            return connection.execute(text("SELECT 1")).scalar_one()
+        # A frozen server answers nothing, not even statement_timeout: bound it here.
+        try:
+            with deadline(self._timeout), self._engine.connect() as connection:
+                return connection.execute(text("SELECT 1")).scalar_one()
+        except DeadlineExceeded:
+            raise TimeoutError(f"no answer within {self._timeout} s") from None
 
 
 def _timed(name: str, *, critical: bool, probe: Any) -> CheckResult:

@@ -91,9 +91,29 @@ def test_config_prints_effective_settings_with_secrets_masked_and_flags_win() ->
 def test_graceful_timeout_may_not_exceed_worker_timeout() -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(
-            _env_file=None, app_env="test", gunicorn_timeout=10, gunicorn_graceful_timeout=20
+            _env_file=None,
+            app_env="test",
+            gunicorn_timeout=10,
+            gunicorn_graceful_timeout=20,
+            request_timeout=5,
         )
     assert caught.value.problems == ["GUNICORN_GRACEFUL_TIMEOUT: must not exceed GUNICORN_TIMEOUT"]
+
+
+def test_a_request_is_cut_before_gunicorn_kills_its_worker_and_a_lease_outlives_a_job() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(
+            _env_file=None,
+            app_env="test",
+            gunicorn_timeout=30,
+            request_timeout=30,
+            job_timeout=300,
+            outbox_lease_seconds=300,
+        )
+    assert caught.value.problems == [
+        "REQUEST_TIMEOUT: must be less than GUNICORN_TIMEOUT",
+        "OUTBOX_LEASE_SECONDS: must exceed JOB_TIMEOUT",
+    ]
 
 
 def test_settings_repr_hides_secrets() -> None:

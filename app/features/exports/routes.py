@@ -16,6 +16,7 @@ from app.features.exports.service import (
     ExportNotReady,
     ExportService,
 )
+from app.foundation.deadline import DeadlineExceeded, deadline
 from app.web.errors import http_problem
 from app.web.idempotency import idempotent
 from app.web.jsonio import json_response, parse_body
@@ -77,20 +78,32 @@ def get_export(export_id: uuid.UUID) -> Response:
 
 @bp.get("/<uuid:export_id>/download")
 def download_export(export_id: uuid.UUID) -> Response:
-    service = _service()
+    clients, service = services(), _service()
     export = service.get(export_id)
-    chunks = service.chunks(export, services().database.read_engine)
+    chunks = service.chunks(export, clients.database.read_engine)
     first = next(chunks)  # fails here, before the 200 is sent, if the export is not ready
     # Not stream_with_context: the stream needs no request, and keeping the request's
     # context alive kept its session's connection checked out until the worker recycled.
-    response = Response(_prepend(first, chunks), mimetype="text/csv")
+    body = _stream(first, chunks, clients.settings.request_timeout)
+    response = Response(body, mimetype="text/csv")
     response.headers["Content-Disposition"] = f'attachment; filename="users-{export.id}.csv"'
     return response
 
 
-def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+def _stream(first: bytes, rest: Iterator[bytes], seconds: float) -> Iterator[bytes]:
+    """The chunks, each later one read under a deadline of its own: a database that
+    freezes mid-download ends the download (the 200 is sent: the client sees a short
+    body) instead of holding the worker until Gunicorn kills it."""
     yield first
-    yield from rest
+    while True:
+        try:
+            with deadline(seconds):
+                chunk = next(rest, None)
+        except DeadlineExceeded:
+            raise TimeoutError("an export chunk was not read within REQUEST_TIMEOUT") from None
+        if chunk is None:
+            return
+        yield chunk
 
 
 @bp.errorhandler(ExportNotFound)
