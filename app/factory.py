@@ -12,6 +12,7 @@ from flask import Flask
 from prometheus_client import CollectorRegistry
 
 from app.features.blueprints import FEATURE_BLUEPRINTS
+from app.foundation.access_tokens import KeySet, TokenVerifier
 from app.foundation.config import Settings
 from app.foundation.database import create_db_engine
 from app.foundation.log_level import LogLevelSync, log_level_key
@@ -21,6 +22,7 @@ from app.foundation.readiness_checks import ReadinessChecks
 from app.foundation.redis_client import create_probe_redis, create_redis
 from app.jobs.outbox import Outbox
 from app.jobs.queue import JobQueue
+from app.web.bearer_auth import init_bearer_auth
 from app.web.errors import register_error_handlers
 from app.web.forwarded import ForwardedClient
 from app.web.http_methods import init_method_folding
@@ -80,6 +82,7 @@ def build_services(settings: Settings) -> Services:
             create_probe_redis(settings), key=log_level_key(settings), default=settings.log_level
         ),
         metrics_registry=CollectorRegistry(),
+        tokens=create_token_verifier(settings),
         readiness=ReadinessChecks(
             engine=engine,
             redis=create_probe_redis(settings),
@@ -103,3 +106,24 @@ def init_middleware(app: Flask, services: Services) -> None:
             version=settings.app_version,
             revision=settings.git_revision,
         )
+    # After the request log, so a refused token is logged with its request id.
+    init_bearer_auth(app, services.tokens, break_glass=settings.admin_token)
+
+
+def create_token_verifier(settings: Settings) -> TokenVerifier | None:
+    """One per process: its key cache and verified-token cache live as long as it."""
+    if settings.auth_issuer is None or settings.auth_audience is None:
+        return None
+    keys = KeySet(
+        issuer=settings.auth_issuer,
+        jwks_url=settings.auth_jwks_url,
+        refresh_seconds=settings.auth_jwks_refresh_seconds,
+        timeout_seconds=settings.auth_jwks_timeout,
+    )
+    return TokenVerifier(
+        keys,
+        issuer=settings.auth_issuer,
+        audience=settings.auth_audience,
+        leeway_seconds=settings.auth_leeway_seconds,
+        max_token_bytes=settings.auth_max_token_bytes,
+    )

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The bearer token `http_call` sends unless told otherwise (`make token` prints one).
+TOKEN_VARIABLE = "USERS_SERVICE_TOKEN"  # noqa: S105 - a variable name, not a token
 
 
 def free_port() -> int:
@@ -30,11 +32,16 @@ def http_call(
     body: Any = None,
     headers: dict[str, str] | None = None,
     timeout: float = 10,
+    token: str | None = None,
 ) -> tuple[int, dict[str, str], Any]:
-    """One request to 127.0.0.1:port; returns status, headers and the decoded JSON body."""
+    """One request to 127.0.0.1:port; returns status, headers and the decoded JSON body.
+    It carries `token`, else $USERS_SERVICE_TOKEN, as a bearer token; "" sends none."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     payload = json.dumps(body) if body is not None else None
     all_headers = {"Content-Type": "application/json"} if payload else {}
+    token = os.environ.get(TOKEN_VARIABLE, "") if token is None else token
+    if token:
+        all_headers["Authorization"] = f"Bearer {token}"
     all_headers.update(headers or {})
     try:
         connection.request(method, path, body=payload, headers=all_headers)

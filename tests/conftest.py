@@ -19,11 +19,13 @@ from app.factory import create_app
 from app.features.tables import METADATA
 from app.foundation.config import Settings
 from app.foundation.migrations import upgrade_to_head
+from app.web.request_deadline import DeadlineFlask
 from app.web.services import services
 from app.web.sessions import Database
 from devtools.processes import free_port
 from devtools.smtp_sink import SmtpSink
 from tests.support.servers import fresh_database, postgres_server, redis_server
+from tests.support.tokens import BearerClient, start_session_issuer
 
 
 def make_settings(**overrides: Any) -> Settings:
@@ -48,6 +50,10 @@ def pytest_configure(config: pytest.Config) -> None:
     root = tempfile.mkdtemp(prefix="users-service-pytest-")
     os.environ["PYTEST_DEBUG_TEMPROOT"] = root
     config.add_cleanup(lambda: shutil.rmtree(root, ignore_errors=True))
+    issuer = start_session_issuer(Path(root))
+    config.add_cleanup(issuer.stop)
+    # Every app the tests build (create_app) gets a test client that sends the token.
+    DeadlineFlask.test_client_class = BearerClient
 
 
 @pytest.fixture(scope="session")

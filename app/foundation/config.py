@@ -125,6 +125,17 @@ class Settings(BaseSettings):
     request_timeout: Seconds = 10.0
     admin_token: SecretStr | None = None
 
+    # Bearer tokens from an OpenID Connect issuer (app/foundation/access_tokens.py).
+    auth_issuer: str | None = None
+    auth_audience: str | None = None
+    # Default: the jwks_uri of the issuer's discovery document.
+    auth_jwks_url: str | None = None
+    auth_leeway_seconds: int = Field(30, ge=0, le=300)
+    auth_max_token_bytes: int = Field(8192, ge=512, le=65536)
+    # At most one key fetch per this many seconds, however many unknown kids arrive.
+    auth_jwks_refresh_seconds: Seconds = 30.0
+    auth_jwks_timeout: Seconds = 1.0
+
     smtp_url: SecretStr | None = None
     smtp_timeout: Seconds = 10.0
     mail_from: str = "Users API <no-reply@example.com>"
@@ -225,6 +236,12 @@ class Settings(BaseSettings):
                     problems.append(
                         f"{name.upper()}: is required when APP_ENV=production "
                         "(embedded servers and the console mailer are for development only)"
+                    )
+            for name in ("auth_issuer", "auth_audience"):
+                if getattr(self, name) is None:
+                    problems.append(
+                        f"{name.upper()}: is required when APP_ENV=production "
+                        "(the API takes bearer tokens from an OpenID Connect issuer)"
                     )
         if self.gunicorn_graceful_timeout > self.gunicorn_timeout:
             problems.append("GUNICORN_GRACEFUL_TIMEOUT: must not exceed GUNICORN_TIMEOUT")

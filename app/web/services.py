@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from redis import Redis
 from sqlalchemy.orm import Session
 
+from app.foundation.access_tokens import TokenVerifier
 from app.foundation.config import Settings
 from app.foundation.log_level import LogLevelSync
 from app.foundation.readiness_checks import ReadinessChecks
@@ -35,6 +36,8 @@ class Services:
     outbox: Outbox
     log_level: LogLevelSync
     readiness: ReadinessChecks
+    # None when no issuer is configured (outside production): every /api call is refused.
+    tokens: TokenVerifier | None
     # The request metrics of this app (app/web/http_metrics.py); under Gunicorn the
     # master serves every worker's values from their files instead.
     metrics_registry: CollectorRegistry

@@ -62,6 +62,8 @@ def test_production_requires_real_database_and_redis() -> None:
     assert "DATABASE_URL: is required when APP_ENV=production" in result.stderr
     assert "REDIS_URL: is required when APP_ENV=production" in result.stderr
     assert "SMTP_URL: is required when APP_ENV=production" in result.stderr
+    assert "AUTH_ISSUER: is required when APP_ENV=production" in result.stderr
+    assert "AUTH_AUDIENCE: is required when APP_ENV=production" in result.stderr
 
 
 def test_config_prints_effective_settings_with_secrets_masked_and_flags_win() -> None:
@@ -76,6 +78,8 @@ def test_config_prints_effective_settings_with_secrets_masked_and_flags_win() ->
             "REDIS_URL": f"redis://:{SECRET}@cache:6379/0",
             "SMTP_URL": f"smtp://mailer:{SECRET}@smtp.example.com:587?starttls=true",
             "ADMIN_TOKEN": SECRET * 3,
+            "AUTH_ISSUER": "https://issuer.example.com",
+            "AUTH_AUDIENCE": "users-service",
         },
     )
 

@@ -17,6 +17,7 @@ from app.features.exports.service import (
     ExportService,
 )
 from app.foundation.deadline import DeadlineExceeded, deadline
+from app.web.bearer_auth import requires_scope
 from app.web.errors import http_problem
 from app.web.idempotency import idempotent
 from app.web.jsonio import json_response, parse_body
@@ -60,6 +61,7 @@ def _export_out(export: Export, warning: str | None) -> ExportOut:
 
 
 @bp.post("")
+@requires_scope("exports:write")
 @idempotent
 def create_export() -> Response:
     if request.content_length:
@@ -70,6 +72,7 @@ def create_export() -> Response:
 
 
 @bp.get("/<uuid:export_id>")
+@requires_scope("exports:read")
 def get_export(export_id: uuid.UUID) -> Response:
     service = _service()
     export = service.get(export_id)
@@ -77,6 +80,7 @@ def get_export(export_id: uuid.UUID) -> Response:
 
 
 @bp.get("/<uuid:export_id>/download")
+@requires_scope("exports:read")
 def download_export(export_id: uuid.UUID) -> Response:
     clients, service = services(), _service()
     export = service.get(export_id)

@@ -38,6 +38,8 @@ _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
 
 _PROBLEM_TITLES = {
     400: "Malformed request (invalid JSON, invalid UTF-8, bad header)",
+    401: "No valid bearer token (WWW-Authenticate says why, RFC 6750)",
+    403: "The token lacks the scope this operation needs (named in detail)",
     404: "No such resource",
     409: "Conflict",
     410: "Gone",
@@ -311,6 +313,16 @@ def _components() -> Schema:
     _, definitions = models_json_schema(_MODELS, ref_template="#/components/schemas/{model}")
     problem_content = _json("Problem", media_type=PROBLEM_JSON)
     return {
+        "securitySchemes": {
+            "bearer": {
+                "type": "http",
+                "scheme": "bearer",
+                "bearerFormat": "JWT",
+                "description": "An access token of the issuer AUTH_ISSUER for the audience "
+                "AUTH_AUDIENCE; the scopes each operation needs are named in its security "
+                "requirement (users:read, users:write, exports:read, exports:write).",
+            }
+        },
         "schemas": definitions["$defs"],
         "responses": {
             f"Problem{status}": _response(title, problem_content)
@@ -359,8 +371,20 @@ def _components() -> Schema:
     }
 
 
-def build_document(version: str) -> Schema:
-    """The OpenAPI 3.1 document served at /openapi.json."""
+# (path, method) -> the scope its view declares (app/web/bearer_auth.py `requires_scope`).
+Scopes = dict[tuple[str, str], str]
+
+
+def build_document(version: str, scopes: Scopes) -> Schema:
+    """The OpenAPI 3.1 document served at /openapi.json; each operation's security is
+    the scope its view declares, so contract and code cannot disagree."""
+    paths = {**_users_paths(), **_exports_paths(), **_probe_paths()}
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            scope = scopes.get((path, method))
+            if scope is not None:
+                operation["security"] = [{"bearer": [scope]}]
+                operation["responses"] |= _problems(401, 403)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -370,6 +394,6 @@ def build_document(version: str) -> Schema:
             "RFC 9457 problem (application/problem+json).",
         },
         "tags": [{"name": "users"}, {"name": "exports"}, {"name": "probes"}],
-        "paths": {**_users_paths(), **_exports_paths(), **_probe_paths()},
+        "paths": paths,
         "components": _components(),
     }

@@ -19,6 +19,7 @@ from app.features.users.schemas import (
     encode_cursor,
 )
 from app.features.users.service import ConcurrentUpdate, EmailAlreadyRegistered, UserService
+from app.web.bearer_auth import requires_scope
 from app.web.errors import http_problem, problem
 from app.web.idempotency import idempotent
 from app.web.jsonio import json_response, parse_body, parse_query
@@ -54,6 +55,7 @@ def _require_if_match(user: User) -> None:
 
 
 @bp.post("")
+@requires_scope("users:write")
 @idempotent
 def create_user() -> Response:
     body = parse_body(UserCreate)
@@ -65,6 +67,7 @@ def create_user() -> Response:
 
 
 @bp.get("")
+@requires_scope("users:read")
 def list_users() -> Response:
     query = parse_query(ListQuery)
     page = _queries().list_page(limit=query.limit, after=query.position())
@@ -80,6 +83,7 @@ def list_users() -> Response:
 
 
 @bp.get("/<uuid:user_id>")
+@requires_scope("users:read")
 def get_user(user_id: uuid.UUID) -> Response:
     user = _queries().get(user_id)
     # If-None-Match (weak comparison, RFC 9110) by hand: werkzeug's make_conditional also
@@ -90,6 +94,7 @@ def get_user(user_id: uuid.UUID) -> Response:
 
 
 @bp.patch("/<uuid:user_id>")
+@requires_scope("users:write")
 def update_user(user_id: uuid.UUID) -> Response:
     patch = parse_body(UserPatch)
     service = _service()
@@ -99,6 +104,7 @@ def update_user(user_id: uuid.UUID) -> Response:
 
 
 @bp.delete("/<uuid:user_id>")
+@requires_scope("users:write")
 def delete_user(user_id: uuid.UUID) -> Response:
     service = _service()
     user = service.get(user_id)

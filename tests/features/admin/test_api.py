@@ -1,4 +1,4 @@
-"""/admin: off without a token, 401 without the right one, logged without the token."""
+"""/admin: the admin scope (or the break-glass ADMIN_TOKEN), every action audited."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from redis import Redis
 from app.factory import create_app
 from app.web.services import services
 from tests.conftest import make_settings
+from tests.support.tokens import bearer, session_issuer
 
 TOKEN = "t" * 40
 
@@ -25,27 +26,41 @@ def admin_app(database_url: str, redis_url: str) -> Iterator[Flask]:
     services(app).close()
 
 
-def test_admin_is_off_without_a_configured_token(app: Flask) -> None:
-    response = app.test_client().get("/admin/config", headers={"Authorization": f"Bearer {TOKEN}"})
+def test_admin_needs_the_admin_scope(app: Flask) -> None:
+    client = app.test_client()
+    reader = session_issuer().token(["users:read"])
 
-    assert response.status_code == 404
+    refused = client.get("/admin/config", headers=bearer(reader))
+    allowed = client.get("/admin/config", headers=bearer(session_issuer().token(["admin"])))
+
+    assert refused.status_code == 403
+    assert refused.mimetype == "application/problem+json"
+    assert "admin" in refused.json["detail"]  # type: ignore[index]
+    assert 'error="insufficient_scope"' in refused.headers["WWW-Authenticate"]
+    assert allowed.status_code == 200
 
 
-def test_admin_requires_the_bearer_token(
+def test_the_break_glass_token_opens_admin_only_and_is_never_logged(
     admin_app: Flask, caplog: pytest.LogCaptureFixture
 ) -> None:
     client = admin_app.test_client()
 
-    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": f"Basic {TOKEN}"}):
+    for headers in (
+        {"Authorization": ""},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": f"Basic {TOKEN}"},
+    ):
         response = client.get("/admin/config", headers=headers)
         assert response.status_code == 401
         assert response.mimetype == "application/problem+json"
         assert response.headers["WWW-Authenticate"].lower().startswith("bearer")
 
-    with caplog.at_level(logging.INFO, logger="app.features.admin"):
+    with caplog.at_level(logging.INFO):
         response = client.get("/admin/config", headers={"Authorization": f"Bearer {TOKEN}"})
+        api = client.get("/api/v1/users", headers={"Authorization": f"Bearer {TOKEN}"})
 
     assert response.status_code == 200
+    assert api.status_code == 403  # the admin scope only
     assert response.json["ADMIN_TOKEN"] == "**********"  # type: ignore[index]
     assert TOKEN not in response.get_data(as_text=True)
     assert "admin action" in caplog.messages

@@ -17,7 +17,9 @@ from schemathesis.specs.openapi.schemas import OpenApiSchema
 from app.features.openapi.document import build_document
 from app.foundation.migrations import PROJECT_ROOT
 from app.web.sessions import Database
+from devtools.processes import TOKEN_VARIABLE
 from tests.conftest import empty_database
+from tests.support.tokens import bearer
 
 # Derandomized: the same inputs every run, so a failure reproduces. `make test` tries 15
 # cases per operation and mode (it runs before every commit); CI runs the fast tier once
@@ -54,16 +56,29 @@ CONFIG = SchemathesisConfig.from_path(PROJECT_ROOT / "schemathesis.toml")
 CHECKS: dict[str, Any] = {"additional_checks": [errors_are_problems, positive_data_acceptance]}
 
 
+class SessionToken:
+    """Every scope: the contract is fuzzed as a fully entitled client sees it. Registered
+    as schemathesis's auth, so its own checks know which credentials are the valid ones."""
+
+    def get(self, _case: schemathesis.Case[Any], _ctx: Any) -> str:
+        return os.environ[TOKEN_VARIABLE]
+
+    def set(self, case: schemathesis.Case[Any], token: str, _ctx: Any) -> None:
+        case.headers.update(bearer(token))
+
+
 @pytest.fixture
 def api(app: Flask, db: Database) -> OpenApiSchema:
-    return schemathesis.openapi.from_wsgi("/openapi.json", app, config=CONFIG)
+    schema = schemathesis.openapi.from_wsgi("/openapi.json", app, config=CONFIG)
+    schema.auth()(SessionToken)
+    return schema
 
 
 def _cases() -> list[tuple[str, GenerationMode]]:
     """Every operation with valid data; with invalid data, those that have inputs to break
     (a probe's only input is the free-form X-Request-ID)."""
     cases = []
-    for path in build_document("test")["paths"].values():
+    for path in build_document("test", {})["paths"].values():
         for method, operation in path.items():
             if method == "parameters":
                 continue
