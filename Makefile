@@ -17,7 +17,7 @@ K8S_VERSION ?= 1.30.0
 COMPOSE := VERSION=$(VERSION) GIT_REVISION=$(GIT_REVISION) docker compose
 
 .DEFAULT_GOAL := help
-.PHONY: help install run mail psql redis-cli seed test test-system test-reliability bench lint format migrate-up migrate-down revision clean \
+.PHONY: help install run mail psql redis-cli token seed test test-system test-reliability bench lint format migrate-up migrate-down revision clean \
 	docker compose-up compose-down docker-test validate-deploy k8s-image
 
 help: ## list the targets
@@ -48,6 +48,9 @@ psql: ## psql on the running stack's database (ARGS='-c "select 1"')
 
 redis-cli: ## redis-cli on the running stack's Redis (ARGS='dbsize')
 	@$(DEVTOOLS) redis-cli --var-dir $(VAR_DIR) $(ARGS)
+
+token: ## a bearer token of make run's issuer, on the last line (SCOPES="users:read" for fewer)
+	@$(DEVTOOLS) token --var-dir $(VAR_DIR) $(SCOPES)
 
 seed: ## N realistic users (default 1000) through the users service, into the running stack
 	@$(DEVTOOLS) seed --var-dir $(VAR_DIR) $(N)

@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
     image = commands.add_parser("k8s-image", help="set the image of a Kustomize overlay")
     image.add_argument("kustomization", type=Path)
     image.add_argument("image", help="NAME:TAG")
+    token = commands.add_parser("token", help="a token of the running stack's issuer")
+    token.add_argument("--var-dir", type=Path, default=PROJECT_ROOT / "var")
+    token.add_argument("scopes", nargs="*", help="default: every scope")
     seed = commands.add_parser("seed", help="create realistic users through the service")
     seed.add_argument("--var-dir", type=Path, default=PROJECT_ROOT / "var")
     seed.add_argument("count", nargs="?", type=int, default=1000)
@@ -86,6 +89,16 @@ def _dispatch(args: argparse.Namespace) -> int:
     # The other commands work on the running stack: its stack.env after .env (as Settings
     # read var/stack.env from the checkout), the environment over both.
     settings = load_settings(_env_file=(".env", args.var_dir / Path(STACK_ENV_FILE).name))
+    if args.command == "token":
+        from devtools.issuer import ALL_SCOPES, ISSUER_KEY_FILE, DevIssuer
+
+        if settings.auth_issuer is None:
+            raise ConfigError(["AUTH_ISSUER: no stack is running (start one with make run)"])
+        issuer = DevIssuer.of_running_stack(args.var_dir / ISSUER_KEY_FILE, settings.auth_issuer)
+        scopes = [s for arg in args.scopes for s in arg.split()] or list(ALL_SCOPES)
+        print(f'# a token for {" ".join(scopes)}, valid 1 h: curl -H "Authorization: Bearer $T"')
+        print(issuer.token(scopes))
+        return 0
     if args.command == "seed":
         from devtools.seed import seed
 

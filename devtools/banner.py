@@ -51,6 +51,8 @@ class StackFacts:
             rows.append(("inbox", f"{self.inbox}/  (make mail; SMTP {self.smtp_url})"))
         elif self.smtp_url:
             rows.append(("mail", shown(self.smtp_url)))
+        if "AUTH_ISSUER" in self.urls:
+            rows.append(("token", f"make token  (issuer {self.urls['AUTH_ISSUER']})"))
         rows += [
             ("DATABASE_URL", shown(self.urls["DATABASE_URL"]) + "  (make psql)"),
             ("REDIS_URL", shown(self.urls["REDIS_URL"]) + "  (make redis-cli)"),

@@ -22,11 +22,18 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
 AUDIENCE = "users-service"
+# Under the stack's --var-dir: the development signing key (never a production secret).
+ISSUER_KEY_FILE = "issuer/signing-key.pem"
 ALL_SCOPES = ("users:read", "users:write", "exports:read", "exports:write", "admin")
 
 
 class DevIssuer:
     """Serves `/.well-known/openid-configuration` and `/jwks.json` on 127.0.0.1."""
+
+    @classmethod
+    def of_running_stack(cls, key_file: Path, issuer_url: str) -> DevIssuer:
+        """The issuer `make run` started (its URL from var/stack.env), to sign with."""
+        return cls(key_file, port=int(issuer_url.rsplit(":", 1)[1]))
 
     def __init__(self, key_file: Path, port: int = 0) -> None:
         self._key_file = key_file

@@ -28,6 +28,7 @@ from app.foundation.config import STACK_ENV_FILE, ConfigError, Settings, mask_ur
 from devtools import banner
 from devtools.embedded import EmbeddedPostgres, EmbeddedRedis
 from devtools.inbox import Inbox
+from devtools.issuer import AUDIENCE, ISSUER_KEY_FILE, DevIssuer
 from devtools.parent_watch import ParentWatch
 from devtools.processes import kill_tree
 
@@ -128,6 +129,7 @@ def run_dev_stack(settings: Settings, var_dir: Path, *, stop_with_parent: bool =
         grace=settings.gunicorn_graceful_timeout,
     ).listen(stop_with_parent=stop_with_parent)
     inbox: Inbox | None = None
+    issuer: DevIssuer | None = None
     files: list[Path] = []
     servers: list[Any] = []
     try:
@@ -139,6 +141,10 @@ def run_dev_stack(settings: Settings, var_dir: Path, *, stop_with_parent: bool =
             urls, servers = starting.result()
         if inbox is not None:
             urls["SMTP_URL"] = inbox.url
+        if settings.auth_issuer is None:
+            # A local issuer whose key stays under var/: `make token` signs with it.
+            issuer = DevIssuer(var_dir / ISSUER_KEY_FILE).start()
+            urls |= {"AUTH_ISSUER": issuer.url, "AUTH_AUDIENCE": AUDIENCE}
         path = var_dir / STACK_FILE_NAME
         files.append(write_stack_file(path, app_env=settings.app_env, urls=urls))
         if supervisor.stop_requested:
@@ -160,6 +166,8 @@ def run_dev_stack(settings: Settings, var_dir: Path, *, stop_with_parent: bool =
         supervisor.stop()
         if inbox is not None:
             inbox.stop()
+        if issuer is not None:
+            issuer.stop()
         for path in files:
             path.unlink(missing_ok=True)
         _stop_servers(servers)

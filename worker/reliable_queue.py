@@ -16,6 +16,7 @@ a job stranded for a minute; the sweep here gets there first and requeues it ins
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable
 from typing import Any, cast
@@ -25,6 +26,8 @@ from rq import Queue
 from rq.exceptions import DequeueTimeout
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job
+
+logger = logging.getLogger("worker.reliable_queue")
 
 # A live worker moves a popped id to the started registry within milliseconds; one that
 # has not after this long is stopped or dead. If it was only stopped and resumes, the
@@ -75,6 +78,7 @@ class ReliableQueue(Queue):
                 first = ordered[0]
                 # Redis takes a fractional timeout; redis-py's annotation says int.
                 wait = cast(int, min(remaining, POLL_SECONDS))
+                logger.debug("waiting for a job", extra={"queue": first.name, "seconds": wait})
                 job_id = connection.blmove(first.key, first.intermediate_queue_key, wait)
                 popped = (first, _text(job_id)) if job_id is not None else None
             if popped is None:

@@ -67,14 +67,15 @@ def init_bearer_auth(
         if scope is None:
             raise Forbidden("This operation declares no scope, so no token may call it.")
         principal = _authenticate(verifier, break_glass)
-        if scope not in principal.scopes:
-            raise InsufficientScope(scope)
-        g.principal = principal
+        # On the access line of this request, refused or not; never a metric label.
         context = request_context.get()
         if context is not None:
             context["subject"] = principal.subject
             if principal.client_id:
                 context["client_id"] = principal.client_id
+        if scope not in principal.scopes:
+            raise InsufficientScope(scope)
+        g.principal = principal
 
     app.before_request(authorize)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import socket
 import uuid
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ import pytest
 from redis import Redis
 
 from app.web.sessions import Database
-from devtools.processes import PROJECT_ROOT, ServerProcess, start_web
+from devtools.processes import PROJECT_ROOT, TOKEN_VARIABLE, ServerProcess, start_web
 
 TOKEN = "hostile-input-admin-token-0123456789"
 USER = {"email": "ann@example.com", "name": "Ann"}
@@ -46,7 +47,12 @@ def _request(
     *,
     content_type: str | None = "application/json",
     headers: tuple[str, ...] = (),
+    authorized: bool = True,
 ) -> bytes:
+    """A raw request; with the session's all-scopes token unless it sends its own or
+    `authorized` is false (the hostile part is elsewhere)."""
+    if authorized and not any(h.lower().startswith("authorization:") for h in headers):
+        headers = (*headers, f"Authorization: Bearer {os.environ[TOKEN_VARIABLE]}")
     lines = [f"{method} {path} HTTP/1.1", "Host: localhost", "Connection: close", *headers]
     if body or method in ("POST", "PATCH", "PUT"):
         if content_type:
@@ -66,7 +72,8 @@ def _json(value: object) -> bytes:
 def _chunked(body: bytes) -> bytes:
     head = (
         b"POST /api/v1/users HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n"
-        b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n"
+        + f"Authorization: Bearer {os.environ[TOKEN_VARIABLE]}\r\n\r\n".encode()
     )
     return head + f"{len(body):x}\r\n".encode() + body + b"\r\n0\r\n\r\n"
 
@@ -161,7 +168,8 @@ def _attempts(user_id: str) -> list[Attempt]:
             _request("GET", users, headers=('X-Request-ID: "><script>',)),
             200,
         ),
-        Attempt("admin without a token", _request("GET", "/admin/config"), 401),
+        Attempt("admin without a token", _request("GET", "/admin/config", authorized=False), 401),
+        Attempt("the API without a token", _request("GET", users, authorized=False), 401),
         Attempt(
             "admin with a wrong token",
             _request("GET", "/admin/config", headers=("Authorization: Bearer " + "y" * 36,)),
