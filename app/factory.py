@@ -27,6 +27,7 @@ from app.web.errors import register_error_handlers
 from app.web.forwarded import ForwardedClient
 from app.web.http_methods import init_method_folding
 from app.web.http_metrics import init_http_metrics
+from app.web.rate_limits import init_rate_limits
 from app.web.request_deadline import DeadlineFlask
 from app.web.request_log import init_request_logging
 from app.web.security_headers import init_security_headers
@@ -53,6 +54,7 @@ def create_app(settings: Settings) -> Flask:
     register_error_handlers(app)
     for blueprint in FEATURE_BLUEPRINTS:
         app.register_blueprint(blueprint)
+    init_access_control(app, services)
     instrument_app(settings, app)
     # Outermost, so tracing, the access log and the admin audit all see the client behind
     # the reverse proxy (FORWARDED_ALLOW_IPS), never the proxy itself.
@@ -93,6 +95,19 @@ def build_services(settings: Settings) -> Services:
     )
 
 
+def init_access_control(app: Flask, services: Services) -> None:
+    """Who may call what, and how often: after the request log (a refusal is logged with
+    its request id) and the blueprints (the limits wrap their views)."""
+    settings = services.settings
+    failed_auth = init_rate_limits(app, settings) if settings.rate_limits_enabled else None
+    init_bearer_auth(
+        app,
+        services.tokens,
+        break_glass=settings.admin_token,
+        on_refused=failed_auth.refuse_if_exceeded if failed_auth else None,
+    )
+
+
 def init_middleware(app: Flask, services: Services) -> None:
     """What every request passes through, whichever feature serves it."""
     settings = services.settings
@@ -106,8 +121,6 @@ def init_middleware(app: Flask, services: Services) -> None:
             version=settings.app_version,
             revision=settings.git_revision,
         )
-    # After the request log, so a refused token is logged with its request id.
-    init_bearer_auth(app, services.tokens, break_glass=settings.admin_token)
 
 
 def create_token_verifier(settings: Settings) -> TokenVerifier | None:

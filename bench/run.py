@@ -30,7 +30,7 @@ from rq import Queue
 from bench.devstack import devstack_benchmarks
 from bench.job_throughput import job_benchmarks
 from devtools.otlp_receiver import OtlpReceiver
-from devtools.processes import descendants, free_port, http_call
+from devtools.processes import TOKEN_VARIABLE, descendants, free_port, http_call
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -102,6 +102,8 @@ def start_server(kind: str, env: dict[str, str], log: Path) -> Server:
     argv = [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py"]
     if kind == "baseline":
         argv.append("bench.baseline_app:app")
+    elif kind == "auth off":
+        argv.append("bench.auth_off_app:app")
     full_env = {
         **os.environ,
         **env,
@@ -130,8 +132,10 @@ def _script(name: str | None, ids: list[str], work: Path) -> list[str]:
     ids_table = "IDS = {" + ",".join(f'"{i}"' for i in ids) + "}\n"
     # A nonce per wrk run: the POST scripts build unique emails from it.
     run = f'RUN = "{uuid.uuid4().hex[:12]}"\n'
+    # Every request carries the bearer token, as every client of the API must.
+    token = f'wrk.headers["Authorization"] = "Bearer {os.environ[TOKEN_VARIABLE]}"\n'
     path = work / f"{name or 'plain'}.lua"
-    path.write_text(ids_table + run + body + "\n" + report)
+    path.write_text(ids_table + run + token + body + "\n" + report)
     return ["-s", str(path)]
 
 
@@ -183,6 +187,15 @@ def http_benchmarks(
             },
         ),
         "service, instrumentation off": ("service", {**common, "METRICS_ENABLED": "false"}),
+        # Everything on but the bearer check: the cost of authentication alone.
+        "service, auth off": (
+            "auth off",
+            {
+                **common,
+                "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+                "OTEL_TRACES_SAMPLER_RATIO": "0.01",
+            },
+        ),
     }
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
         c: {s: [] for s in scenarios} for c in configs
@@ -190,7 +203,7 @@ def http_benchmarks(
     ids = seed_users(database_url, 10_000)
     order = list(configs)
     for repeat in range(REPEATS):
-        for name in order[repeat % 3 :] + order[: repeat % 3]:
+        for name in order[repeat % len(order) :] + order[: repeat % len(order)]:
             kind, env = configs[name]
             server = start_server(kind, env, work / f"{kind}.log")
             try:
@@ -378,13 +391,15 @@ def write_results(results: dict[str, Any]) -> None:
             )
     lines += [
         "",
-        "| scenario | full / baseline req/s | full / baseline p99 | full / off req/s |",
-        "|---|---|---|---|",
+        "| scenario | full / baseline req/s | full / baseline p99 | full / off req/s "
+        "| auth on / auth off req/s |",
+        "|---|---|---|---|---|",
     ]
     for scenario, ratio in results["ratios"].items():
         lines.append(
             f"| {scenario} | {ratio['throughput_vs_baseline']:.2f} | "
-            f"{ratio['p99_vs_baseline']:.2f} | {ratio['throughput_vs_off']:.2f} |"
+            f"{ratio['p99_vs_baseline']:.2f} | {ratio['throughput_vs_off']:.2f} | "
+            f"{ratio['throughput_auth_on_vs_off']:.2f} |"
         )
     lines += ["", "| measurement | value |", "|---|---|"]
     for key, value in results["other"].items():
@@ -395,14 +410,21 @@ def write_results(results: dict[str, Any]) -> None:
 
 def compare(http: dict[str, Any]) -> dict[str, Any]:
     """The service with everything on against the baseline and against itself off."""
-    full, baseline, off = (
-        http[c] for c in ("service, everything on", "baseline", "service, instrumentation off")
+    full, baseline, off, no_auth = (
+        http[c]
+        for c in (
+            "service, everything on",
+            "baseline",
+            "service, instrumentation off",
+            "service, auth off",
+        )
     )
     return {
         scenario: {
             "throughput_vs_baseline": full[scenario]["rps"] / baseline[scenario]["rps"],
             "p99_vs_baseline": full[scenario]["p99_ms"] / baseline[scenario]["p99_ms"],
             "throughput_vs_off": full[scenario]["rps"] / off[scenario]["rps"],
+            "throughput_auth_on_vs_off": full[scenario]["rps"] / no_auth[scenario]["rps"],
         }
         for scenario in full
     }

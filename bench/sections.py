@@ -17,6 +17,7 @@ from redis import Redis
 
 from bench import run
 from bench.devstack import devstack_benchmarks
+from bench.issuer import trust_a_local_issuer
 from bench.job_throughput import job_benchmarks
 
 Section = Callable[[str, str, Path], dict[str, Any]]
@@ -58,6 +59,14 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    issuer = trust_a_local_issuer(run.locations()[2])
+    try:
+        return _sections(args)
+    finally:
+        issuer.stop()
+
+
+def _sections(args: argparse.Namespace) -> int:
     if not args.only:
         return run.main()
     unknown = [name for name in args.only if name not in SECTIONS]

@@ -50,6 +50,9 @@ def pytest_configure(config: pytest.Config) -> None:
     root = tempfile.mkdtemp(prefix="users-service-pytest-")
     os.environ["PYTEST_DEBUG_TEMPROOT"] = root
     config.add_cleanup(lambda: shutil.rmtree(root, ignore_errors=True))
+    # The suites create users far faster than any client may: the limits are tested on
+    # their own (tests/web/test_rate_limits.py), with their own settings.
+    os.environ["RATE_LIMITS_ENABLED"] = "false"
     issuer = start_session_issuer(Path(root))
     config.add_cleanup(issuer.stop)
     # Every app the tests build (create_app) gets a test client that sends the token.

@@ -16,6 +16,7 @@ import sys
 from typing import Annotated, Any, Literal, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
+import limits
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -136,6 +137,12 @@ class Settings(BaseSettings):
     auth_jwks_refresh_seconds: Seconds = 30.0
     auth_jwks_timeout: Seconds = 1.0
 
+    # Abuse limits (app/web/rate_limits.py), "N/second|minute|hour|day"; unset: no limit.
+    rate_limits_enabled: bool = True
+    rate_limit_writes: str | None = "120/minute"
+    rate_limit_exports: str | None = "10/hour"
+    rate_limit_failed_auth: str | None = "60/minute"
+
     smtp_url: SecretStr | None = None
     smtp_timeout: Seconds = 10.0
     mail_from: str = "Users API <no-reply@example.com>"
@@ -158,6 +165,16 @@ class Settings(BaseSettings):
     worker_maintenance_interval: int = Field(60, ge=1)
     worker_heartbeat_file: str = "/tmp/worker.heartbeat"  # noqa: S108 - private per container
     worker_liveness_seconds: int = Field(60, ge=5)
+
+    @field_validator("rate_limit_writes", "rate_limit_exports", "rate_limit_failed_auth")
+    @classmethod
+    def _rate_limit(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                limits.parse(value)
+            except ValueError:
+                raise ValueError("must read like 120/minute") from None
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

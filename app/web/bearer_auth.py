@@ -55,10 +55,15 @@ def current_principal() -> Principal | None:
 
 
 def init_bearer_auth(
-    app: Flask, verifier: TokenVerifier | None, *, break_glass: SecretStr | None
+    app: Flask,
+    verifier: TokenVerifier | None,
+    *,
+    break_glass: SecretStr | None,
+    on_refused: Callable[[], None] | None = None,
 ) -> None:
     """Check every guarded request before its view runs. With no verifier (no issuer
-    configured, outside production) every guarded request is refused."""
+    configured, outside production) every guarded request is refused. `on_refused` runs
+    before each 401 (the failed-authentication limit, which may answer 429 instead)."""
 
     def authorize() -> None:
         if not request.path.startswith(GUARDED_PREFIXES) or request.url_rule is None:
@@ -66,7 +71,12 @@ def init_bearer_auth(
         scope = required_scope(app.view_functions.get(request.endpoint or ""))
         if scope is None:
             raise Forbidden("This operation declares no scope, so no token may call it.")
-        principal = _authenticate(verifier, break_glass)
+        try:
+            principal = _authenticate(verifier, break_glass)
+        except Unauthorized:
+            if on_refused is not None:
+                on_refused()
+            raise
         # On the access line of this request, refused or not; never a metric label.
         context = request_context.get()
         if context is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
 import subprocess
 import time
@@ -22,7 +23,7 @@ from redis import Redis
 from sqlalchemy.engine import make_url
 
 from devtools.otlp_receiver import OtlpReceiver
-from devtools.processes import free_port, http_call, worker
+from devtools.processes import TOKEN_VARIABLE, free_port, http_call, worker
 from devtools.processes import start_web as start_gunicorn
 from devtools.smtp_sink import SmtpSink
 from tests.reliability.conftest import OwnedServers
@@ -32,6 +33,10 @@ SECRETS = {
     "redis password": f"redis-{secrets.token_hex(8)}",
     "smtp password": f"smtp-{secrets.token_hex(8)}",
     "admin token": f"admin-{secrets.token_hex(16)}",
+    # The bearer token every call below sends (tests/support/tokens.py), and its
+    # signature alone: neither may be logged, exported or echoed.
+    "bearer token": os.environ[TOKEN_VARIABLE],
+    "bearer token signature": os.environ[TOKEN_VARIABLE].rsplit(".", 1)[1],
 }
 SMTP_USER = "mailer"
 
@@ -226,7 +231,8 @@ def test_no_secret_reaches_logs_metrics_responses_or_spans(
     }
     assert '"level":"DEBUG"' in haystacks["web log"], "the stack ran at DEBUG"
     assert '"level":"DEBUG"' in haystacks["worker log"]
-    assert "admin access denied" in haystacks["web log"]
+    assert "bearer token refused" in haystacks["web log"]
+    assert "break-glass admin token used" in haystacks["web log"]
     assert _hits({"control": smtp_url})["smtp password"] == 1, "the search finds a leak"
     hits = _hits(haystacks)
     print(f"\nsearched {sum(map(len, haystacks.values()))} characters: {hits}")

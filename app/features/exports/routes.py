@@ -21,6 +21,7 @@ from app.web.bearer_auth import requires_scope
 from app.web.errors import http_problem
 from app.web.idempotency import idempotent
 from app.web.jsonio import json_response, parse_body
+from app.web.rate_limits import rate_limited
 from app.web.services import request_session, services
 
 bp = Blueprint("exports", __name__, url_prefix="/api/v1/exports")
@@ -62,6 +63,7 @@ def _export_out(export: Export, warning: str | None) -> ExportOut:
 
 @bp.post("")
 @requires_scope("exports:write")
+@rate_limited("exports")
 @idempotent
 def create_export() -> Response:
     if request.content_length:

@@ -23,6 +23,7 @@ from app.web.bearer_auth import requires_scope
 from app.web.errors import http_problem, problem
 from app.web.idempotency import idempotent
 from app.web.jsonio import json_response, parse_body, parse_query
+from app.web.rate_limits import rate_limited
 from app.web.services import request_session, services
 
 bp = Blueprint("users", __name__, url_prefix="/api/v1/users")
@@ -56,6 +57,7 @@ def _require_if_match(user: User) -> None:
 
 @bp.post("")
 @requires_scope("users:write")
+@rate_limited("writes")
 @idempotent
 def create_user() -> Response:
     body = parse_body(UserCreate)
@@ -95,6 +97,7 @@ def get_user(user_id: uuid.UUID) -> Response:
 
 @bp.patch("/<uuid:user_id>")
 @requires_scope("users:write")
+@rate_limited("writes")
 def update_user(user_id: uuid.UUID) -> Response:
     patch = parse_body(UserPatch)
     service = _service()
@@ -105,6 +108,7 @@ def update_user(user_id: uuid.UUID) -> Response:
 
 @bp.delete("/<uuid:user_id>")
 @requires_scope("users:write")
+@rate_limited("writes")
 def delete_user(user_id: uuid.UUID) -> Response:
     service = _service()
     user = service.get(user_id)
