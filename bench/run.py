@@ -166,7 +166,12 @@ def wrk(port: int, scenario: str, ids: list[str], work: Path, seconds: int) -> d
 
 
 def http_benchmarks(
-    database_url: str, redis_url: str, work: Path, scenarios: tuple[str, ...] = tuple(SCENARIOS)
+    database_url: str,
+    redis_url: str,
+    work: Path,
+    scenarios: tuple[str, ...] = tuple(SCENARIOS),
+    configurations: tuple[str, ...] | None = None,
+    repeats: int = REPEATS,
 ) -> dict[str, Any]:
     receiver = OtlpReceiver().start()
     common = {
@@ -197,12 +202,14 @@ def http_benchmarks(
             },
         ),
     }
+    if configurations is not None:
+        configs = {name: configs[name] for name in configurations}
     runs: dict[str, dict[str, list[dict[str, Any]]]] = {
         c: {s: [] for s in scenarios} for c in configs
     }
     ids = seed_users(database_url, 10_000)
     order = list(configs)
-    for repeat in range(REPEATS):
+    for repeat in range(repeats):
         for name in order[repeat % len(order) :] + order[: repeat % len(order)]:
             kind, env = configs[name]
             server = start_server(kind, env, work / f"{kind}.log")

@@ -33,7 +33,22 @@ def _http(database_url: str, redis_url: str, work: Path) -> dict[str, Any]:
     return {"http": http, "ratios": run.compare(http)}
 
 
+def _auth(database_url: str, redis_url: str, work: Path) -> dict[str, Any]:
+    """GET by id with and without the bearer check, alternated six times: the ratio the
+    authentication costs, with less noise than the full table's three repeats."""
+    on, off = "service, everything on", "service, auth off"
+    scenario = "GET /api/v1/users/{id}"
+    http = run.http_benchmarks(
+        database_url, redis_url, work, (scenario,), configurations=(on, off), repeats=6
+    )
+    return {
+        "http": http,
+        "auth on / auth off req/s": http[on][scenario]["rps"] / http[off][scenario]["rps"],
+    }
+
+
 SECTIONS: dict[str, Section] = {
+    "auth": _auth,
     "http": _http,
     "writes": _writes,
     "jobs": lambda db, redis, work: job_benchmarks(db, redis, work, run.start_server),

@@ -82,7 +82,11 @@ class LogLevelSync:
 
     def _apply(self, level: str) -> None:
         if level != self._applied and level in LEVELS:
+            changed = level != (self._applied or self._default)
             apply_level(level)
             self._applied = level
-            # Logged at the level that survives any setting: operators see each process switch.
-            logger.warning("log level applied", extra={"level_name": level})
+            # A change at runtime is logged at the level that survives any setting, so
+            # operators see each process switch; a process starting at its configured
+            # level is routine (every worker boot) and says so at INFO.
+            log = logger.warning if changed else logger.info
+            log("log level applied", extra={"level_name": level})
