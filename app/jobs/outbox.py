@@ -71,7 +71,7 @@ class OutboxMessage(Base):
 
 
 def new_job(spec: JobSpec, **kwargs: Any) -> OutboxMessage:
-    """A job to record in the caller's transaction (`insert_job`, or `session.add`)."""
+    """A job to record in the caller's transaction (`insert_job_statement()`, or `session.add`)."""
     context = request_context.get() or {}
     return OutboxMessage(
         id=uuid.uuid4(),
