@@ -14,15 +14,20 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import tempfile
 import threading
 import time
 import urllib.request
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import jwt
 from jwt import PyJWK, PyJWKSet
+
+from app.foundation.config import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -55,11 +60,15 @@ class KeySet:
         jwks_url: str | None,
         refresh_seconds: float,
         timeout_seconds: float,
+        cache_file: Path | None = None,
     ) -> None:
         self._issuer = issuer.rstrip("/")
         self._jwks_url = jwks_url
         self._refresh_seconds = refresh_seconds
         self._timeout = timeout_seconds
+        # The last good key set on disk, for the processes of this host or pod: a worker
+        # that starts (or recycles) while the issuer is down begins with it.
+        self._cache_file = cache_file
         self._keys: dict[str, PyJWK] = {}
         self._last_attempt = float("-inf")
         self._lock = threading.Lock()
@@ -84,16 +93,40 @@ class KeySet:
         self._last_attempt = time.monotonic()
         try:
             url = self._jwks_url or self._discover()
-            keys = PyJWKSet.from_dict(self._fetch(url)).keys
+            document = self._fetch(url)
+            keys = PyJWKSet.from_dict(document).keys
         except (OSError, ValueError, jwt.PyJWTError) as exc:
             # The last good set stays: an issuer outage must not become an auth outage.
+            if not self._keys:
+                self._keys = self._load_cached()
             logger.warning(
                 "issuer keys not refreshed; keeping the last good set",
                 extra={"error": type(exc).__name__, "keys_kept": len(self._keys)},
             )
             return
         self._keys = {key.key_id: key for key in keys if key.key_id}
+        self._store_cached(document)
         logger.info("issuer keys refreshed", extra={"keys": len(self._keys)})
+
+    def _load_cached(self) -> dict[str, PyJWK]:
+        if self._cache_file is None:
+            return {}
+        try:
+            keys = PyJWKSet.from_dict(json.loads(self._cache_file.read_text())).keys
+        except (OSError, ValueError, jwt.PyJWTError):
+            return {}
+        return {key.key_id: key for key in keys if key.key_id}
+
+    def _store_cached(self, document: dict[str, Any]) -> None:
+        if self._cache_file is None:
+            return
+        # Public keys only, written whole then renamed: a reader never sees half a file.
+        partial = self._cache_file.with_name(f"{self._cache_file.name}.{os.getpid()}")
+        try:
+            partial.write_text(json.dumps(document))
+            partial.replace(self._cache_file)
+        except OSError as exc:
+            logger.info("issuer keys not cached on disk", extra={"error": type(exc).__name__})
 
     def _discover(self) -> str:
         document = self._fetch(f"{self._issuer}/.well-known/openid-configuration")
@@ -112,6 +145,13 @@ class KeySet:
         if not isinstance(body, dict):
             raise ValueError("not a JSON object")
         return body
+
+
+def jwks_cache_file(settings: Settings) -> Path:
+    """One file per issuer in the temporary directory the processes of a pod share."""
+    assert settings.auth_issuer is not None
+    digest = hashlib.sha256(settings.auth_issuer.encode()).hexdigest()[:16]
+    return Path(tempfile.gettempdir()) / f"users-service-jwks-{digest}.json"
 
 
 class TokenVerifier:

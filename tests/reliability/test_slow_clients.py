@@ -12,6 +12,7 @@ from __future__ import annotations
 import http.client
 import json
 import math
+import os
 import select
 import socket
 import threading
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from devtools.processes import ServerProcess, free_port, http_call
+from devtools.processes import TOKEN_VARIABLE, ServerProcess, free_port, http_call
 from tests.reliability.conftest import OwnedServers, Row, start_web
 from tests.support.nginx import Nginx, nginx_binary
 
@@ -264,7 +265,10 @@ def test_nginx_answers_problem_json_and_gunicorn_believes_only_its_forwarded_for
 
             # A client's own X-Forwarded-For is not believed: nginx appends the address it
             # saw, and the app takes that last entry from nginx alone.
-            forged = f"GET {user_path} HTTP/1.1\r\nHost: api\r\nX-Forwarded-For: 203.0.113.9\r\n"
+            forged = (
+                f"GET {user_path} HTTP/1.1\r\nHost: api\r\nX-Forwarded-For: 203.0.113.9\r\n"
+                f"Authorization: Bearer {os.environ[TOKEN_VARIABLE]}\r\n"
+            )
             request = forged + "X-Request-ID: through-nginx\r\nConnection: close\r\n\r\n"
             assert raw_request(proxy_port, request.encode())[0] == 200
             assert access_line(web, "through-nginx")["remote_addr"] == CLIENT_ADDRESS
