@@ -112,6 +112,19 @@ class KeySet:
         if self._cache_file is None:
             return {}
         try:
+            # Trusted only if this user wrote it and nobody else may: in a shared /tmp a
+            # planted key set would let its author sign tokens.
+            status = self._cache_file.lstat()
+            if (
+                status.st_uid != os.getuid()
+                or status.st_mode & 0o077
+                or not self._cache_file.is_file()
+            ):
+                logger.warning(
+                    "issuer key cache ignored: not ours alone",
+                    extra={"file": str(self._cache_file)},
+                )
+                return {}
             keys = PyJWKSet.from_dict(json.loads(self._cache_file.read_text())).keys
         except (OSError, ValueError, jwt.PyJWTError):
             return {}
@@ -123,7 +136,10 @@ class KeySet:
         # Public keys only, written whole then renamed: a reader never sees half a file.
         partial = self._cache_file.with_name(f"{self._cache_file.name}.{os.getpid()}")
         try:
-            partial.write_text(json.dumps(document))
+            partial.unlink(missing_ok=True)
+            flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
+            with os.fdopen(os.open(partial, flags, 0o600), "w") as file:
+                file.write(json.dumps(document))
             partial.replace(self._cache_file)
         except OSError as exc:
             logger.info("issuer keys not cached on disk", extra={"error": type(exc).__name__})

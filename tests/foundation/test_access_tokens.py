@@ -5,7 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.foundation.access_tokens import KeySet, TokenVerifier
+import pytest
+
+from app.foundation.access_tokens import KeySet, TokenRejected, TokenVerifier
 from devtools.issuer import AUDIENCE, DevIssuer
 from devtools.processes import free_port
 
@@ -32,3 +34,14 @@ def test_a_process_started_during_an_issuer_outage_uses_the_last_good_keys(
 
     assert started_later.verify(issuer.token(["users:write"])).scopes == {"users:write"}
     assert before.verify(issuer.token(subject="other")).subject == "other"
+
+
+def test_a_key_cache_others_may_write_is_ignored(tmp_path: Path) -> None:
+    issuer = DevIssuer(tmp_path / "key.pem", port=free_port()).start()
+    cache = tmp_path / "jwks.json"
+    _verifier(issuer, cache).verify(issuer.token())
+    issuer.stop()
+    cache.chmod(0o666)  # as a file planted in a shared /tmp would be
+
+    with pytest.raises(TokenRejected):
+        _verifier(issuer, cache).verify(issuer.token())
