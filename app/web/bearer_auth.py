@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from flask import Flask, g, request
 from pydantic import SecretStr
@@ -19,6 +19,7 @@ from werkzeug.exceptions import Forbidden, Unauthorized
 
 from app.foundation.access_tokens import Principal, TokenRejected, TokenVerifier
 from app.foundation.logs import request_context
+from app.web.view_declarations import View, declared, declaring
 
 logger = logging.getLogger(__name__)
 
@@ -31,22 +32,16 @@ SCOPES = {
     "exports:write": "start exports",
     "admin": "operator endpoints under /admin",
 }
-View = TypeVar("View", bound=Callable[..., Any])
 
 
 def requires_scope(scope: str) -> Callable[[View], View]:
     """Declare the scope a view needs; the contract (openapi) reads the same attribute."""
     assert scope in SCOPES, f"unknown scope {scope}"
-
-    def declare(view: View) -> View:
-        view.required_scope = scope  # type: ignore[attr-defined]
-        return view
-
-    return declare
+    return declaring("required_scope", scope)
 
 
 def required_scope(view: Callable[..., Any] | None) -> str | None:
-    return getattr(view, "required_scope", None)
+    return declared(view, "required_scope")
 
 
 def current_principal() -> Principal | None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar, cast
+from typing import Any, cast
 
 import limits
 from flask import Flask, request
@@ -23,10 +23,10 @@ from werkzeug.exceptions import TooManyRequests
 
 from app.foundation.config import Settings
 from app.web.bearer_auth import current_principal
+from app.web.view_declarations import View, declared, declaring
 
 CATEGORIES = ("writes", "exports")
 LIMITER_TIMEOUT = 0.5
-View = TypeVar("View", bound=Callable[..., Any])
 
 STORAGE_ERRORS = Counter(
     "rate_limit_storage_errors_total",
@@ -35,13 +35,9 @@ STORAGE_ERRORS = Counter(
 
 
 def rate_limited(category: str) -> Callable[[View], View]:
+    """Declare which limit a view counts against (a setting per category)."""
     assert category in CATEGORIES, f"unknown rate limit category {category}"
-
-    def declare(view: View) -> View:
-        view.rate_limit = category  # type: ignore[attr-defined]
-        return view
-
-    return declare
+    return declaring("rate_limit", category)
 
 
 def _subject() -> str:
@@ -70,7 +66,7 @@ def init_rate_limits(app: Flask, settings: Settings) -> FailedAuthLimit | None:
     logging.getLogger("flask-limiter").addFilter(_count_storage_errors)
     configured = {"writes": settings.rate_limit_writes, "exports": settings.rate_limit_exports}
     for endpoint, view in list(app.view_functions.items()):
-        limit = configured.get(getattr(view, "rate_limit", ""))
+        limit = configured.get(declared(view, "rate_limit") or "")
         if limit:
             app.view_functions[endpoint] = cast(Any, limiter.limit(limit)(view))
     if not settings.rate_limit_failed_auth:

@@ -9,6 +9,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Self
 
 from sqlalchemy import create_engine, text
 
@@ -16,8 +17,31 @@ from devtools.processes import http_call
 from devtools.smtp_sink import SmtpSink
 
 
+class Background:
+    """Runs `_step` every `interval` seconds in a thread, for the span of a `with`."""
+
+    interval: float
+
+    def __enter__(self) -> Self:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._step()
+
+    def _step(self) -> None:
+        raise NotImplementedError
+
+
 @dataclass
-class SignupStream:
+class SignupStream(Background):
     """POSTs one user every `interval` seconds from one client until stopped; each
     request's status (or error) and duration are kept."""
 
@@ -26,35 +50,19 @@ class SignupStream:
     prefix: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     answers: list[tuple[str, float]] = field(default_factory=list)  # (status, seconds)
     created_at: dict[str, float] = field(default_factory=dict)  # email -> monotonic time
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
 
-    def __enter__(self) -> SignupStream:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        assert self._thread is not None
-        self._thread.join()
-
-    def _run(self) -> None:
-        n = 0
-        while not self._stop.wait(self.interval):
-            n += 1
-            email = f"{self.prefix}.{n}@example.com"
-            started = time.monotonic()
-            try:
-                status = str(
-                    http_call("POST", self.port, "/api/v1/users", _user(email), timeout=60)[0]
-                )
-            except (OSError, http.client.HTTPException) as exc:
-                status = type(exc).__name__
-            self.answers.append((status, time.monotonic() - started))
-            # A 503 may still have committed (the deadline cut the wait for COMMIT's
-            # answer): the database, not the answer, says who exists.
-            self.created_at[email] = started
+    def _step(self) -> None:
+        n = len(self.answers) + 1
+        email = f"{self.prefix}.{n}@example.com"
+        started = time.monotonic()
+        try:
+            status = str(http_call("POST", self.port, "/api/v1/users", _user(email), timeout=60)[0])
+        except (OSError, http.client.HTTPException) as exc:
+            status = type(exc).__name__
+        self.answers.append((status, time.monotonic() - started))
+        # A 503 may still have committed (the deadline cut the wait for COMMIT's
+        # answer): the database, not the answer, says who exists.
+        self.created_at[email] = started
 
     @property
     def worst_seconds(self) -> float:
@@ -62,33 +70,20 @@ class SignupStream:
 
 
 @dataclass
-class ProbeStream:
+class ProbeStream(Background):
     """Polls /healthz and /readyz as the kubelet would; keeps each probe's worst time."""
 
     port: int
     interval: float = 0.5
     worst: dict[str, float] = field(default_factory=lambda: {"/healthz": 0.0, "/readyz": 0.0})
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
 
-    def __enter__(self) -> ProbeStream:
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self._stop.set()
-        assert self._thread is not None
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            for path in self.worst:
-                started = time.monotonic()
-                # Whatever the answer, the time it took is what counts.
-                with contextlib.suppress(OSError, http.client.HTTPException):
-                    http_call("GET", self.port, path, timeout=60)
-                self.worst[path] = max(self.worst[path], time.monotonic() - started)
+    def _step(self) -> None:
+        for path in self.worst:
+            started = time.monotonic()
+            # Whatever the answer, the time it took is what counts.
+            with contextlib.suppress(OSError, http.client.HTTPException):
+                http_call("GET", self.port, path, timeout=60)
+            self.worst[path] = max(self.worst[path], time.monotonic() - started)
 
 
 def _user(email: str) -> dict[str, str]:
