@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from app.foundation.config import Settings, mask_url
+from app.foundation.config import Settings
+from app.foundation.secret_urls import mask_url
 
 BANNER_FILE_NAME = "banner.txt"
 

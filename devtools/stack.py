@@ -24,7 +24,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from app.foundation.config import STACK_ENV_FILE, ConfigError, Settings, mask_url
+from app.foundation.config import STACK_ENV_FILE, ConfigError, Settings
+from app.foundation.secret_urls import mask_url
 from devtools import banner
 from devtools.embedded import EmbeddedPostgres, EmbeddedRedis
 from devtools.inbox import Inbox

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 import sys
 from typing import Annotated, Any, Literal, NoReturn
 from urllib.parse import urlsplit, urlunsplit
@@ -20,6 +19,8 @@ import limits
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.foundation.secret_urls import mask_database_url, mask_url
+
 Environment = Literal["development", "test", "production"]
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 Seconds = Annotated[float, Field(gt=0)]
@@ -27,8 +28,6 @@ Seconds = Annotated[float, Field(gt=0)]
 _POSTGRES_SCHEMES = {"postgres", "postgresql", "postgresql+psycopg"}
 _REDIS_SCHEMES = {"redis", "rediss", "unix"}
 _SMTP_SCHEMES = {"smtp", "smtps"}
-_AUTHORITY_PASSWORD = re.compile(r"^([a-z0-9+.-]+://[^:/@?#]*:)[^/?#]*@", re.IGNORECASE)
-_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
 
 
 class ConfigError(Exception):
@@ -271,23 +270,22 @@ class Settings(BaseSettings):
         return problems
 
     def redacted(self) -> dict[str, Any]:
-        """The effective settings, safe to print: passwords and tokens masked."""
+        """The effective settings, safe to print: secrets masked, and every URL (the
+        database's, Redis's, SMTP's, the OTLP endpoint, the issuer's) with its password
+        and secret query parameters masked."""
         shown: dict[str, Any] = {}
         for name, value in self.model_dump().items():
-            if name.endswith("_url") and value is not None:
-                value = mask_url(value.get_secret_value())
+            text = value.get_secret_value() if isinstance(value, SecretStr) else value
+            if name == "database_url" and text is not None:
+                value = mask_database_url(text)
+            elif isinstance(text, str) and "://" in text:
+                value = mask_url(text)
             elif isinstance(value, SecretStr):
                 value = "**********"
             shown[name.upper()] = value
         # Unset means a default that depends on APP_ENV: show the ratio in effect.
         shown["OTEL_TRACES_SAMPLER_RATIO"] = self.traces_sampler_ratio
         return shown
-
-
-def mask_url(url: str) -> str:
-    """The URL with any password (in the authority or the query) replaced by ***."""
-    masked = _AUTHORITY_PASSWORD.sub(r"\1***@", url, count=1)
-    return _QUERY_PASSWORD.sub(r"\1***", masked)
 
 
 def _describe(error: Any) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from app.foundation.config import STACK_ENV_FILE, ConfigError, load_settings, mask_url
+from app.foundation.config import STACK_ENV_FILE, ConfigError, load_settings
 from devtools.processes import PROJECT_ROOT
 
 SECRET = "s3cr3t-Pa55word"
@@ -131,23 +131,6 @@ def test_settings_repr_hides_secrets() -> None:
     assert SECRET not in str(settings.redacted())
     assert settings.database_url is not None
     assert settings.database_url.get_secret_value().startswith("postgresql+psycopg://")
-
-
-@pytest.mark.parametrize(
-    ("url", "shown"),
-    [
-        ("postgresql://u:pw@h:5432/d", "postgresql://u:***@h:5432/d"),
-        (
-            "postgresql://u@h/d?password=pw&sslmode=require",
-            "postgresql://u@h/d?password=***&sslmode=require",
-        ),
-        ("redis://:pw@h:6379/0", "redis://:***@h:6379/0"),
-        ("postgresql://u:p@ss:w@h/d", "postgresql://u:***@h/d"),
-        ("unix:///tmp/redis.sock?db=2", "unix:///tmp/redis.sock?db=2"),
-    ],
-)
-def test_mask_url(url: str, shown: str) -> None:
-    assert mask_url(url) == shown
 
 
 def test_settings_read_the_running_stack_file_after_dotenv_and_the_environment_wins(

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from app.foundation.config import mask_url
+from app.foundation.secret_urls import mask_url
 from devtools.processes import PROJECT_ROOT, ServerProcess, free_port, http_call
 
 
