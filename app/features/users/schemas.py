@@ -60,9 +60,16 @@ Email = Annotated[
     AfterValidator(_normalise_email),
     WithJsonSchema(EMAIL_SCHEMA),
 ]
-# Printable text with at least one visible character: control characters (NUL, which
-# PostgreSQL cannot store, newlines that forge log lines in other systems) are refused.
-NAME_PATTERN = r"^[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f][^\x00-\x1f\x7f]*$"
+# Printable text with at least one visible character. Refused anywhere: control
+# characters (NUL, which PostgreSQL cannot store; newlines that forge log lines in other
+# systems) and bidirectional controls (U+202E turns "txt.exe" around in an email or a
+# CSV cell). Not enough on their own: spaces and the invisible format characters
+# (U+200B zero-width space, U+00AD soft hyphen, U+FEFF, ...), which render as nothing.
+# One pattern, for this check and the contract alike (schemathesis keeps them in step).
+_BIDI = "\\u061c\\u200e\\u200f\\u202a-\\u202e\\u2066-\\u2069"
+_INVISIBLE = f"\\u00ad\\u180e\\u200b-\\u200f\\u2060-\\u2064\\ufeff{_BIDI}"
+_ALLOWED = f"[^\\x00-\\x1f\\x7f{_BIDI}]"
+NAME_PATTERN = f"^{_ALLOWED}*[^\\s\\x00-\\x1f\\x7f{_INVISIBLE}]{_ALLOWED}*$"
 _PRINTABLE = re.compile(NAME_PATTERN)
 
 
@@ -70,7 +77,10 @@ def _printable(value: str) -> str:
     # Checked here rather than as a pattern constraint: pydantic's message for a pattern
     # is the raw regular expression, which tells a client nothing.
     if not _PRINTABLE.match(value):
-        raise ValueError("must be printable text with no control characters (no newlines)")
+        raise ValueError(
+            "must hold a visible character, and no control characters (no newlines) or "
+            "bidirectional controls"
+        )
     return value
 
 

@@ -226,3 +226,32 @@ def test_a_name_is_accepted_exactly_when_the_contract_says(client: FlaskClient) 
     assert trimmed.status_code == 201
     assert trimmed.json["name"] == "Ann"  # type: ignore[index]
     assert tabbed.status_code == 422
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["\u200b", "\u200b\u200b\u200b", "\u00ad", " \ufeff ", "invoice\u202efdp.exe", "a\u2066b"],
+    ids=["zero-width space", "three of them", "soft hyphen", "BOM", "RLO", "LRI"],
+)
+def test_a_name_nobody_can_see_or_that_turns_text_around_is_refused(
+    client: FlaskClient, name: str
+) -> None:
+    """Issue 20: names of only U+200B, or holding U+202E, were stored and later rendered
+    into welcome emails and CSV exports."""
+    response = client.post("/api/v1/users", json={"email": "inv@example.com", "name": name})
+
+    assert response.status_code == 422
+    [error] = response.json["errors"]  # type: ignore[index]
+    assert error["field"] == "name"
+    assert "visible character" in error["message"]
+
+
+def test_a_name_with_a_visible_character_and_a_zero_width_joiner_is_kept(
+    client: FlaskClient,
+) -> None:
+    """Zero-width joiners and spaces inside a name are part of many scripts and emoji."""
+    name = "Zoë \u200d李"
+    response = client.post("/api/v1/users", json={"email": "zwj@example.com", "name": name})
+
+    assert response.status_code == 201
+    assert response.json["name"] == name  # type: ignore[index]
