@@ -192,8 +192,12 @@ def _failed(settings: Settings, action: str, job_id: str | None) -> int:
     with create_redis(settings) as redis:
         jobs = JobQueue(redis, settings)
         if action == "list":
-            for job in jobs.failed_jobs(queues_of()):
+            failed = jobs.failed_jobs(queues_of())
+            for job in failed:
                 sys.stdout.write(orjson.dumps(job).decode() + "\n")
+            if not failed:
+                # On stderr: stdout stays one JSON object a line, for scripts.
+                sys.stderr.write(f"no failed jobs in {', '.join(queues_of())}\n")
             return 0
         assert job_id is not None
         if jobs.requeue_failed(job_id, queues_of()):

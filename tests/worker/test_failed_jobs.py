@@ -107,3 +107,13 @@ def test_check_passes_only_while_the_heartbeat_is_fresh(environment: Path) -> No
     stale = time.time() - 60
     os.utime(environment, (stale, stale))
     assert main(["check"]) == 1
+
+
+def test_failed_list_says_so_when_nothing_failed(
+    environment: Path, redis_db: Redis, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 20: it printed nothing at all, which reads like a hang or an error."""
+    assert main(["failed", "list"]) == 0
+    printed = capsys.readouterr()
+    assert printed.out == ""  # stdout stays JSON lines for scripts
+    assert printed.err.startswith("no failed jobs in default")
