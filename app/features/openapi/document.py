@@ -47,6 +47,7 @@ _PROBLEM_TITLES = {
     413: "Body larger than MAX_CONTENT_LENGTH",
     415: "Body is not JSON",
     422: "Validation failed (field errors in `errors`)",
+    429: "Over a rate limit (writes, exports, refused tokens); retry after Retry-After",
     500: "Unexpected error (no internals; quote request_id)",
     503: "A dependency did not answer in time; retry after Retry-After",
 }
@@ -384,7 +385,8 @@ def build_document(version: str, scopes: Scopes) -> Schema:
             scope = scopes.get((path, method))
             if scope is not None:
                 operation["security"] = [{"bearer": [scope]}]
-                operation["responses"] |= _problems(401, 403)
+                # 429: the limit on refused tokens applies to every guarded operation.
+                operation["responses"] |= _problems(401, 403, 429)
     return {
         "openapi": "3.1.0",
         "info": {

@@ -43,5 +43,5 @@ def test_each_operation_names_the_scope_its_view_declares(app: Flask) -> None:
             expected = [{"bearer": [scopes[(path, method)]]}] if (path, method) in scopes else None
             assert operation.get("security") == expected, (path, method)
             if expected:
-                assert {"401", "403"} <= set(operation["responses"]), (path, method)
+                assert {"401", "403", "429"} <= set(operation["responses"]), (path, method)
     assert all(path.startswith("/api/") for path, _ in scopes if not path.startswith("/admin/"))
