@@ -18,6 +18,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from redis.exceptions import RedisError
 from rq import Queue, SimpleWorker
 from rq.exceptions import NoSuchJobError, StopRequested
@@ -103,7 +104,10 @@ class ServiceWorker(SimpleWorker):
     def dequeue_job_and_maintain_ttl(
         self, timeout: int | None, max_idle_time: int | None = None
     ) -> tuple[Job, Queue] | None:
-        result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        # Waiting and housekeeping are nobody's request: a pass a second of Redis polls
+        # and sweeps must not start traces of their own (only jobs do, in perform_job).
+        with suppress_instrumentation():
+            result = super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
         if result is not None and self._stop_requested:
             # Asked to stop while waiting for a job: the one that arrived goes back to the
             # head of its queue for another worker, rather than make this shutdown last
@@ -197,7 +201,8 @@ class ServiceWorker(SimpleWorker):
         def beat() -> None:
             while not stop.wait(self.job_monitoring_interval) and time.monotonic() < limit:
                 try:
-                    self.maintain_heartbeats(job, execution)
+                    with suppress_instrumentation():  # beats are no trace's business
+                        self.maintain_heartbeats(job, execution)
                 except RedisError as exc:
                     logger.warning("job heartbeat failed", extra={"error": type(exc).__name__})
 

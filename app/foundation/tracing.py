@@ -25,7 +25,13 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from app.foundation.config import Settings
@@ -47,10 +53,40 @@ def tracing_enabled(settings: Settings) -> bool:
     return bool(settings.otel_exporter_otlp_endpoint)
 
 
-def create_sampler(settings: Settings) -> Sampler:
+def create_sampler(settings: Settings, *, roots: tuple[str, ...] = ()) -> Sampler:
     """Follow the caller's decision; else keep OTEL_TRACES_SAMPLER_RATIO of the traces,
-    chosen by trace id so every service keeps or drops the same traces."""
-    return ParentBased(TraceIdRatioBased(settings.traces_sampler_ratio))
+    chosen by trace id so every service keeps or drops the same traces. With `roots`,
+    only spans named with one of those prefixes may start a trace."""
+    ratio: Sampler = TraceIdRatioBased(settings.traces_sampler_ratio)
+    return ParentBased(RootsNamed(roots, ratio) if roots else ratio)
+
+
+class RootsNamed(Sampler):
+    """Drops a would-be root span unless its name starts with one of `prefixes`: in the
+    worker, jobs start traces; its polls and sweeps, a pass a second, do not."""
+
+    def __init__(self, prefixes: tuple[str, ...], then: Sampler) -> None:
+        self._prefixes = prefixes
+        self._then = then
+
+    def should_sample(  # type: ignore[no-untyped-def]
+        self,
+        parent_context,
+        trace_id,
+        name,
+        kind=None,
+        attributes=None,
+        links=None,
+        trace_state=None,
+    ) -> SamplingResult:
+        if not name.startswith(self._prefixes):
+            return SamplingResult(Decision.DROP)
+        return self._then.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return f"RootsNamed({', '.join(self._prefixes)})"
 
 
 def create_tracer_provider(settings: Settings, *, role: str) -> TracerProvider | None:
@@ -65,8 +101,11 @@ def create_tracer_provider(settings: Settings, *, role: str) -> TracerProvider |
             "process.role": role,
         }
     )
+    roots = ("job ",) if role == "job" else ()
     provider = TracerProvider(
-        resource=resource, sampler=create_sampler(settings), id_generator=PresetTraceIds()
+        resource=resource,
+        sampler=create_sampler(settings, roots=roots),
+        id_generator=PresetTraceIds(),
     )
     endpoint = settings.otel_exporter_otlp_endpoint.rstrip("/") + "/v1/traces"
     provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint, timeout=5)))

@@ -91,6 +91,10 @@ def test_one_trace_holds_the_request_its_sql_and_the_job_it_caused(
     assert any("pg_advisory_xact_lock" in statement for statement in statements)
     assert any("UPDATE users SET" in statement for statement in statements)
     assert not [s for s in spans if s.name in ("GET /healthz", "GET /startupz", "GET /readyz")]
+    # The worker's waiting and housekeeping (Redis polls, outbox sweeps) start no trace:
+    # every trace begins with a request or a job.
+    roots = {s.name for s in spans if s.parent_span_id == ""}
+    assert all(name.startswith(("job ", "GET ", "POST ")) for name in roots), roots
 
     job_lines = [
         json.loads(line)
