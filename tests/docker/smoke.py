@@ -28,7 +28,8 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from devtools.processes import PROJECT_ROOT, free_port, http_call
+from devtools.issuer import AUDIENCE, DevIssuer
+from devtools.processes import PROJECT_ROOT, TOKEN_VARIABLE, free_port, http_call
 
 IMAGE = "users-service:docker-test"
 LOCAL_BASE = "users-service-base:bookworm"
@@ -268,6 +269,10 @@ def check_image(report: dict[str, str]) -> None:
 
 def check_services(report: dict[str, str], database: str) -> None:
     port, metrics_port, worker_metrics_port = free_port(), free_port(), free_port()
+    # The containers share the host's network: they fetch this issuer's keys, and every
+    # call below carries its token, as production's clients carry their issuer's.
+    issuer = DevIssuer(Path(tempfile.mkdtemp(prefix="docker-test-issuer-")) / "key.pem").start()
+    os.environ[TOKEN_VARIABLE] = issuer.token()
     env = {
         "APP_ENV": "development",  # console mailer: no SMTP server needed here
         "DATABASE_URL": scratch_url(database),
@@ -278,6 +283,8 @@ def check_services(report: dict[str, str], database: str) -> None:
         "WORKER_METRICS_PORT": str(worker_metrics_port),
         "WEB_CONCURRENCY": "2",
         "SHUTDOWN_DRAIN_SECONDS": str(DRAIN_SECONDS),
+        "AUTH_ISSUER": issuer.url,
+        "AUTH_AUDIENCE": AUDIENCE,
     }
     flags = [f"--env={key}={value}" for key, value in env.items()]
     docker(
