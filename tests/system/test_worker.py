@@ -338,3 +338,42 @@ def _running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return "\nState:\tZ" not in status
+
+
+def test_a_sigkilled_worker_leaves_no_process_and_its_metrics_port_to_the_next(
+    settings: Settings, db: Database, redis_db: Redis, tmp_path: Path
+) -> None:
+    """Issue 18: RQ's forked scheduler outlived a SIGKILLed worker under PID 1, kept its
+    Redis connections and its metrics port, and the next worker failed to bind it."""
+    port = free_port()
+    env = worker_env(settings, tmp_path, WORKER_METRICS_PORT=str(port))
+    first = worker(env, tmp_path / "w1.log")
+    try:
+        deadline = time.monotonic() + 30
+        while ("rq_worker_last_heartbeat_timestamp_seconds", ()) not in _scrape_or_empty(port):
+            assert time.monotonic() < deadline, first.output()
+            time.sleep(0.1)
+        children = descendants(first.process.pid)
+        os.kill(first.process.pid, signal.SIGKILL)  # the OOM killer: this process only
+        first.process.wait()
+        second = worker(env, tmp_path / "w2.log")
+        try:
+            deadline = time.monotonic() + 30
+            while not _scrape_or_empty(port):
+                assert second.process.poll() is None, second.output()
+                assert time.monotonic() < deadline, second.output()
+                time.sleep(0.1)
+            assert second.terminate() == 0
+        finally:
+            second.kill()
+    finally:
+        first.kill()
+    assert children == [], "the worker has no child process to orphan"
+    assert "Address already in use" not in second.output()
+
+
+def _scrape_or_empty(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    try:
+        return scrape(port)
+    except OSError:
+        return {}
