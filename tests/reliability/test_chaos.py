@@ -82,7 +82,15 @@ class Stack:
 
 @pytest.fixture
 def stack(servers: OwnedServers, tmp_path: Path) -> Iterator[Stack]:
-    web, port = start_web(servers, tmp_path, REQUEST_TIMEOUT=str(REQUEST_TIMEOUT))
+    web, port = start_web(
+        servers,
+        tmp_path,
+        REQUEST_TIMEOUT=str(REQUEST_TIMEOUT),
+        # The limiter on, as in production (its limit out of the stream's reach), so a
+        # frozen Redis shows that it fails open within its own short timeout.
+        RATE_LIMITS_ENABLED="true",
+        RATE_LIMIT_WRITES="100000/minute",
+    )
     sink = SmtpSink(free_port()).start()
     redis = Redis.from_url(servers.redis_url)
     stack = Stack(servers, tmp_path, port, sink, redis, [])
