@@ -141,6 +141,10 @@ class ServiceWorker(SimpleWorker):
                     logger.warning(
                         "housekeeping failed; will retry", extra={"error": type(exc).__name__}
                     )
+                except Exception:
+                    # Anything else is a bug, not an outage; it must still not stop the
+                    # jobs (a worker that crashed here would crash again on every restart).
+                    logger.exception("housekeeping step failed; will retry")
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         # Refreshed every monitoring interval while the job runs (_beating): two missed

@@ -17,6 +17,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from redis.exceptions import RedisError
+from rq.exceptions import NoSuchJobError
 from rq.job import JobStatus
 from sqlalchemy import (
     DateTime,
@@ -228,7 +229,10 @@ class OutboxRelay:
             "outbox job not completed within its lease; dispatched again",
             extra={"outbox_id": str(message.id), "job_status": str(status)},
         )
-        self._jobs.requeue(message.spec, str(message.id))
+        try:
+            self._jobs.requeue(message.spec, str(message.id))
+        except NoSuchJobError:
+            return _enqueue(self._jobs, message)  # it expired since we asked
         return True
 
     def _due(self) -> Any:
