@@ -61,6 +61,11 @@ if "DRAIN_FLAG_FILE" not in os.environ:
     os.environ["DRAIN_FLAG_FILE"] = str(_own_temporary_dir("users-api-run-") / "draining")
 drain = Drain(Path(os.environ["DRAIN_FLAG_FILE"]), seconds=settings.shutdown_drain_seconds)
 
+# The issuer's last good key set, shared by this server's workers: one that starts or
+# recycles while the issuer is down begins with it (app/foundation/access_tokens.py).
+if "AUTH_JWKS_CACHE_FILE" not in os.environ:
+    os.environ["AUTH_JWKS_CACHE_FILE"] = str(_own_temporary_dir("users-api-keys-") / "jwks.json")
+
 wsgi_app = "app.wsgi:build()"
 bind = [f"{settings.host}:{settings.port}"]
 workers = settings.web_concurrency

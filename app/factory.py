@@ -12,7 +12,7 @@ from flask import Flask
 from prometheus_client import CollectorRegistry
 
 from app.features.blueprints import FEATURE_BLUEPRINTS
-from app.foundation.access_tokens import KeySet, TokenVerifier, jwks_cache_file
+from app.foundation.access_tokens import KeySet, TokenVerifier
 from app.foundation.config import Settings
 from app.foundation.database import create_db_engine
 from app.foundation.log_level import LogLevelSync, log_level_key
@@ -132,7 +132,7 @@ def create_token_verifier(settings: Settings) -> TokenVerifier | None:
         jwks_url=settings.auth_jwks_url,
         refresh_seconds=settings.auth_jwks_refresh_seconds,
         timeout_seconds=settings.auth_jwks_timeout,
-        cache_file=jwks_cache_file(settings),
+        cache_file=Path(settings.auth_jwks_cache_file) if settings.auth_jwks_cache_file else None,
     )
     return TokenVerifier(
         keys,

@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 import urllib.request
@@ -26,8 +25,6 @@ from typing import Any
 
 import jwt
 from jwt import PyJWK, PyJWKSet
-
-from app.foundation.config import Settings
 
 logger = logging.getLogger(__name__)
 
@@ -161,13 +158,6 @@ class KeySet:
         if not isinstance(body, dict):
             raise ValueError("not a JSON object")
         return body
-
-
-def jwks_cache_file(settings: Settings) -> Path:
-    """One file per issuer in the temporary directory the processes of a pod share."""
-    assert settings.auth_issuer is not None
-    digest = hashlib.sha256(settings.auth_issuer.encode()).hexdigest()[:16]
-    return Path(tempfile.gettempdir()) / f"users-service-jwks-{digest}.json"
 
 
 class TokenVerifier:

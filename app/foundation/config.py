@@ -135,6 +135,9 @@ class Settings(BaseSettings):
     # At most one key fetch per this many seconds, however many unknown kids arrive.
     auth_jwks_refresh_seconds: Seconds = 30.0
     auth_jwks_timeout: Seconds = 1.0
+    # Where the last good key set is kept for this server's processes; gunicorn.conf.py
+    # sets a private directory of the master's. Unset: memory only.
+    auth_jwks_cache_file: str | None = None
 
     # Abuse limits (app/web/rate_limits.py), "N/second|minute|hour|day"; unset: no limit.
     rate_limits_enabled: bool = True

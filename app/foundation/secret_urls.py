@@ -39,10 +39,11 @@ def mask_database_url(url: str) -> str:
         parsed = make_url(url)
     except ArgumentError:
         return mask_url(url)
-    query = {name: MASK if is_secret_name(name) else value for name, value in parsed.query.items()}
-    shown = parsed.set(query=query).render_as_string(hide_password=True)
-    # SQLAlchemy escapes what it renders (*** becomes %2A%2A%2A in the query): unescape ours.
-    return shown.replace("%2A%2A%2A", MASK)
+    # The authority as SQLAlchemy reads and hides it; the query as written (SQLAlchemy
+    # would render it escaped, host=%2Ftmp), its secret values masked.
+    shown = parsed.set(query={}).render_as_string(hide_password=True)
+    _, question, query = url.rpartition("@")[2].partition("?")
+    return shown + _mask_query(f"{question}{query}") if question else shown
 
 
 def _mask_query(location: str) -> str:
